@@ -1,0 +1,1 @@
+"""Data files shipped with kiosk (model manifest, icons, styles)."""
