@@ -1,0 +1,82 @@
+"""``kiosk-models``: list the known models and fetch them, checksum-verified."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from kiosk import models
+from kiosk.cli.common import ProgressBar, fail
+
+PROGRAM = "kiosk-models"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM,
+        description="List and fetch the TFLite models kiosk uses. Models are verified "
+        "against the sha256 in kiosk's manifest before they are installed.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser("list", help="show known models and whether they are installed")
+    listing.add_argument("--dir", type=Path, help="model folder (default: the user data folder)")
+    get = commands.add_parser(
+        "fetch",
+        help="download models (default: the CPU and Edge TPU embedding extractors)",
+        description="Download models by URL, or copy them from a local folder "
+        "(--source or KIOSK_MODEL_SOURCE) on a machine without internet.",
+    )
+    get.add_argument("names", nargs="*", help="model names (see `kiosk-models list`)")
+    get.add_argument("--all", action="store_true", help="fetch every known model")
+    get.add_argument("--source", help="local folder or base URL to fetch from")
+    get.add_argument("--dir", type=Path, help="where to install (default: the user data folder)")
+    commands.add_parser("where", help="print the extractor that `kiosk` would use by default")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            return _list(args.dir or models.user_model_dir())
+        if args.command == "where":
+            print(models.resolve_model())
+            return 0
+        return _fetch(args)
+    except models.ModelError as error:
+        return fail(PROGRAM, str(error))
+
+
+def _list(folder: Path) -> int:
+    print(f"models in {folder}:")
+    for info in models.manifest():
+        state = "installed" if models.is_installed(info, folder) else "-"
+        tpu = "Edge TPU" if info.edgetpu else "CPU"
+        print(f"  {info.name:<56} {info.kind:<10} {tpu:<8} {state}")
+    return 0
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    if args.all:
+        wanted = models.manifest()
+    elif args.names:
+        wanted = [models.find(name) for name in args.names]
+    else:
+        default = models.default_extractor()
+        wanted = [default, *filter(None, [models.edgetpu_variant(default)])]
+    folder = args.dir or models.user_model_dir()
+    for info in wanted:
+        bar = ProgressBar(info.file[:10], 1)
+
+        def show(done: int, total: int | None, bar: ProgressBar = bar) -> None:
+            bar.total = total or max(done, 1)
+            bar.update(done)
+
+        path = models.fetch(info, folder, args.source, progress=show)
+        print(f"{info.name}: {path} (sha256 verified)", file=sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""``kiosk-train``: retrain the last layer of an embedding extractor on an image folder.
+
+The command-line counterpart of the kiosk, and a drop-in for pycoral's
+``backprop_last_layer.py``: one sub-folder of images per class in, a
+``retrained_model.tflite`` plus ``labels.txt`` out, checked by reloading the
+saved model and measuring it on a held-out test split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kiosk.atomic import write_atomic
+from kiosk.cli.common import ProgressBar, UserError, fail
+from kiosk.dataset import read_rgb, scan_image_folder, stratified_split
+from kiosk.embedding import EmbeddingExtractor
+from kiosk.learn import DEFAULT_TRAINING, SoftmaxRegression, TrainingProgress
+from kiosk.models import ModelError, resolve_model
+from kiosk.vision.runtime import load_interpreter
+
+PROGRAM = "kiosk-train"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM,
+        description="Train a new softmax last layer on embeddings of an image folder "
+        "(one sub-folder per class) and save extractor + head as one quantized .tflite.",
+    )
+    parser.add_argument("--data-dir", required=True, type=Path, help="one sub-folder per class")
+    parser.add_argument(
+        "--embedding-extractor",
+        help="extractor .tflite or model name (default: the installed default extractor)",
+    )
+    parser.add_argument("--output-dir", type=Path, default=Path("."), help="default: .")
+    d = DEFAULT_TRAINING
+    parser.add_argument("--num-iter", type=int, default=d.num_iter, help=f"default {d.num_iter}")
+    parser.add_argument(
+        "--learning-rate", type=float, default=d.learning_rate, help=f"default {d.learning_rate}"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}"
+    )
+    parser.add_argument(
+        "--weight-scale", type=float, default=d.weight_scale, help=f"default {d.weight_scale}"
+    )
+    parser.add_argument("--reg", type=float, default=d.reg, help=f"default {d.reg}")
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="default 0.1")
+    parser.add_argument("--test-fraction", type=float, default=0.1, help="default 0.1")
+    parser.add_argument("--seed", type=int, default=0, help="default 0")
+    parser.add_argument("--num-threads", type=int, default=None, help="interpreter threads")
+    parser.add_argument("--metrics-json", type=Path, help="write the run's metrics here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        metrics = run(args)
+    except (UserError, ModelError, ValueError, OSError) as error:
+        return fail(PROGRAM, _one_line(error))
+    except KeyboardInterrupt:
+        return fail(PROGRAM, "interrupted; nothing was written")
+    if args.metrics_json:
+        try:
+            write_atomic(args.metrics_json, json.dumps(metrics, indent=2).encode() + b"\n")
+        except OSError as error:
+            return fail(PROGRAM, f"cannot write {args.metrics_json}: {error.strerror}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Embed, split, train, save and verify; returns the metrics dict."""
+    config = _training_config(args)
+    dataset = scan_image_folder(args.data_dir)
+    extractor = EmbeddingExtractor(resolve_model(args.embedding_extractor), args.num_threads)
+    where = "Edge TPU" if extractor.on_edgetpu else "CPU"
+    print(
+        f"{len(dataset.paths)} images of {len(dataset.class_names)} classes; "
+        f"extractor {extractor.model_path.name} on the {where}",
+        file=sys.stderr,
+    )
+
+    started = time.perf_counter()
+    embeddings, labels, kept_paths = _embed_folder(extractor, dataset.paths, dataset.labels)
+    embed_seconds = time.perf_counter() - started
+    _check_every_class_readable(dataset.class_names, labels)
+
+    train, val, test = stratified_split(labels, args.val_fraction, args.test_fraction, args.seed)
+    data = {
+        "data_train": embeddings[train],
+        "labels_train": labels[train],
+        "data_val": embeddings[val],
+        "labels_val": labels[val],
+    }
+    model = SoftmaxRegression(
+        extractor.feature_dim,
+        len(dataset.class_names),
+        weight_scale=config.weight_scale,
+        reg=config.reg,
+        seed=args.seed,
+    )
+    bar = ProgressBar("training", config.num_iter)
+
+    def report(progress: TrainingProgress) -> None:
+        bar.update(progress.iteration, f"loss {progress.loss:.4f}")
+
+    started = time.perf_counter()
+    result = model.fit(data, config, callback=report)
+    train_seconds = time.perf_counter() - started
+    bar.close(result.iterations)
+    if result.diverged:
+        raise UserError("training diverged (loss became NaN); lower --learning-rate")
+
+    started = time.perf_counter()
+    model_bytes = model.serialize_model(extractor.model_path)
+    serialize_seconds = time.perf_counter() - started
+    suffix = "_edgetpu" if extractor.on_edgetpu else ""
+    output = args.output_dir / f"retrained_model{suffix}.tflite"
+    labels_path = args.output_dir / "labels.txt"
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(output, model_bytes)
+    write_atomic(labels_path, format_labels(dataset.class_names).encode("utf-8"))
+
+    float_predictions = model.predict(embeddings[test]) if len(test) else np.zeros(0, np.int64)
+    float_accuracy = _accuracy(float_predictions, labels[test])
+    saved_predictions = None
+    if len(test):
+        saved_predictions = _predict_saved(
+            model_bytes, extractor, [kept_paths[i] for i in test], args.num_threads
+        )
+    tflite_accuracy = _accuracy(saved_predictions, labels[test])
+    agreement = (
+        float(np.mean(saved_predictions == float_predictions))
+        if saved_predictions is not None
+        else None
+    )
+    metrics = {
+        "num_classes": len(dataset.class_names),
+        "class_names": dataset.class_names,
+        "num_train": int(len(train)),
+        "num_val": int(len(val)),
+        "num_test": int(len(test)),
+        "num_unreadable": int(len(dataset.paths) - len(kept_paths)),
+        "float_test_accuracy": float_accuracy,
+        "tflite_test_accuracy": tflite_accuracy,
+        "agreement": agreement,
+        "train_accuracy": float(result.train_accuracy),
+        "val_accuracy": None if result.val_accuracy is None else float(result.val_accuracy),
+        "iterations": int(result.iterations),
+        "embed_seconds": round(embed_seconds, 4),
+        "train_seconds": round(train_seconds, 4),
+        "serialize_seconds": round(serialize_seconds, 4),
+        "output_model": str(output),
+        "labels": str(labels_path),
+        "extractor": str(extractor.model_path),
+        "extractor_sha256": extractor.sha256,
+        "training": dataclasses.asdict(config),
+        "seed": args.seed,
+    }
+    _print_summary(metrics)
+    return metrics
+
+
+def format_labels(class_names: list[str]) -> str:
+    """pycoral's label-map format: ``index name`` per line.
+
+    Names never contain a line break here (folder names), but are flattened
+    defensively so the file always parses back to the same number of labels.
+    """
+    return "".join(f"{i} {' '.join(name.split())}\n" for i, name in enumerate(class_names))
+
+
+def _training_config(args: argparse.Namespace):
+    checks = [
+        (args.num_iter >= 1, "--num-iter must be at least 1"),
+        (args.learning_rate > 0, "--learning-rate must be positive"),
+        (args.batch_size >= 1, "--batch-size must be at least 1"),
+        (args.weight_scale >= 0, "--weight-scale must not be negative"),
+        (args.reg >= 0, "--reg must not be negative"),
+        (0 <= args.val_fraction < 1, "--val-fraction must be in [0, 1)"),
+        (0 <= args.test_fraction < 1, "--test-fraction must be in [0, 1)"),
+        (args.val_fraction + args.test_fraction < 1, "--val-fraction + --test-fraction must be < 1"),
+        (args.num_threads is None or args.num_threads >= 1, "--num-threads must be at least 1"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)
+    return dataclasses.replace(
+        DEFAULT_TRAINING,
+        num_iter=args.num_iter,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        weight_scale=args.weight_scale,
+        reg=args.reg,
+    )
+
+
+def _embed_folder(
+    extractor: EmbeddingExtractor, paths: list[Path], labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[Path]]:
+    """Embed every readable image: ((N, D) float32, (N,) int64, their paths)."""
+    bar = ProgressBar("embedding", len(paths))
+    rows, kept_labels, kept_paths, unreadable = [], [], [], []
+    for done, (path, label) in enumerate(zip(paths, labels, strict=True), start=1):
+        image = read_rgb(path)
+        if image is None:
+            unreadable.append(path)
+        else:
+            rows.append(extractor.embed(image))
+            kept_labels.append(label)
+            kept_paths.append(path)
+        bar.update(done)
+    bar.close()
+    if unreadable:
+        examples = ", ".join(p.name for p in unreadable[:3])
+        more = f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else ""
+        print(
+            f"{PROGRAM}: warning: skipped {len(unreadable)} unreadable image file(s): "
+            f"{examples}{more}",
+            file=sys.stderr,
+        )
+    embeddings = np.stack(rows) if rows else np.zeros((0, extractor.feature_dim), np.float32)
+    return embeddings, np.asarray(kept_labels, np.int64), kept_paths
+
+
+def _check_every_class_readable(class_names: list[str], labels: np.ndarray) -> None:
+    counts = np.bincount(labels, minlength=len(class_names))
+    empty = [name for name, count in zip(class_names, counts, strict=True) if count == 0]
+    if empty:
+        raise UserError(f"class {empty[0]!r} has no readable image")
+
+
+def _predict_saved(
+    model_bytes: bytes, extractor: EmbeddingExtractor, paths: list[Path], num_threads: int | None
+) -> np.ndarray:
+    """Top-1 of the saved .tflite on images, run by the interpreter: (n,) int64."""
+    # The saved model runs where the extractor runs: on the Edge TPU when it is one.
+    interpreter = load_interpreter(
+        model_bytes, num_threads=num_threads, edgetpu=extractor.on_edgetpu, name="the saved model"
+    )
+    (input_detail,) = interpreter.get_input_details()
+    (output_detail,) = interpreter.get_output_details()
+    predictions = []
+    for path in paths:
+        image = read_rgb(path)
+        assert image is not None  # it was read once already
+        interpreter.set_tensor(input_detail["index"], extractor.preprocess(image)[np.newaxis])
+        interpreter.invoke()
+        predictions.append(int(np.argmax(interpreter.get_tensor(output_detail["index"])[0])))
+    return np.asarray(predictions, np.int64)
+
+
+def _accuracy(predictions: np.ndarray | None, labels: np.ndarray) -> float | None:
+    if predictions is None or len(labels) == 0:
+        return None
+    return float(np.mean(predictions == labels))
+
+
+def _print_summary(metrics: dict) -> None:
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.1f}%"
+
+    print(f"saved {metrics['output_model']} and {metrics['labels']}")
+    print(
+        f"train/val/test: {metrics['num_train']}/{metrics['num_val']}/{metrics['num_test']}; "
+        f"test accuracy: float head {pct(metrics['float_test_accuracy'])}, "
+        f"saved model {pct(metrics['tflite_test_accuracy'])}, "
+        f"agreement {pct(metrics['agreement'])}"
+    )
+    print(
+        f"time: embedding {metrics['embed_seconds']:.2f}s, training "
+        f"{metrics['train_seconds'] * 1000:.0f} ms, saving {metrics['serialize_seconds'] * 1000:.0f} ms"
+    )
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    if isinstance(error, OSError) and error.filename:
+        text = f"{error.strerror}: {error.filename}"
+    return " ".join(text.split())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
