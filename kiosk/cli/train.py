@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from kiosk.atomic import write_atomic
+from kiosk.atomic import atomic_write, staged_writes
 from kiosk.cli.common import ProgressBar, UserError, fail
 from kiosk.dataset import read_rgb, scan_image_folder, stratified_split
 from kiosk.embedding import EmbeddingExtractor
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(PROGRAM, "interrupted; nothing was written")
     if args.metrics_json:
         try:
-            write_atomic(args.metrics_json, json.dumps(metrics, indent=2).encode() + b"\n")
+            atomic_write(args.metrics_json, json.dumps(metrics, indent=2).encode() + b"\n")
         except OSError as error:
             return fail(PROGRAM, f"cannot write {args.metrics_json}: {error.strerror}")
     return 0
@@ -80,6 +81,7 @@ def run(args: argparse.Namespace) -> dict:
     """Embed, split, train, save and verify; returns the metrics dict."""
     config = _training_config(args)
     dataset = scan_image_folder(args.data_dir)
+    _prepare_output_dir(args.output_dir)
     extractor = EmbeddingExtractor(resolve_model(args.embedding_extractor), args.num_threads)
     where = "Edge TPU" if extractor.on_edgetpu else "CPU"
     print(
@@ -125,9 +127,11 @@ def run(args: argparse.Namespace) -> dict:
     suffix = "_edgetpu" if extractor.on_edgetpu else ""
     output = args.output_dir / f"retrained_model{suffix}.tflite"
     labels_path = args.output_dir / "labels.txt"
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(output, model_bytes)
-    write_atomic(labels_path, format_labels(dataset.class_names).encode("utf-8"))
+    # Model and labels land together or not at all.
+    with staged_writes(
+        {output: model_bytes, labels_path: format_labels(dataset.class_names).encode("utf-8")}
+    ):
+        pass
 
     float_predictions = model.predict(embeddings[test]) if len(test) else np.zeros(0, np.int64)
     float_accuracy = _accuracy(float_predictions, labels[test])
@@ -201,6 +205,16 @@ def _training_config(args: argparse.Namespace):
         weight_scale=args.weight_scale,
         reg=args.reg,
     )
+
+
+def _prepare_output_dir(folder: Path) -> None:
+    """Create the output folder up front, so a bad path fails before minutes of work."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create output folder {folder}: {error.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"output folder {folder} is not writable")
 
 
 def _embed_folder(
