@@ -59,9 +59,7 @@ def manifest() -> list[ModelInfo]:
     """Every model the manifest knows, in its order."""
     text = resources.files("kiosk.resources").joinpath(MANIFEST).read_text("utf-8")
     entries = json.loads(text)["models"]
-    return [
-        ModelInfo(**{**entry, "input_size": tuple(entry["input_size"])}) for entry in entries
-    ]
+    return [ModelInfo(**{**entry, "input_size": tuple(entry["input_size"])}) for entry in entries]
 
 
 def default_extractor() -> ModelInfo:

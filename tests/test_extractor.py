@@ -49,8 +49,10 @@ def test_same_object_embeds_closer_than_different_objects(extractor, images_dir)
         vector = extractor.embed(read_rgb(images_dir / name))
         return vector / np.linalg.norm(vector)
 
-    cat_train, cat_test, hotdog = unit("cat_train_0.bmp"), unit("cat_test_0.bmp"), unit(
-        "hotdog_test_0.bmp"
+    cat_train, cat_test, hotdog = (
+        unit("cat_train_0.bmp"),
+        unit("cat_test_0.bmp"),
+        unit("hotdog_test_0.bmp"),
     )
     assert cat_train @ cat_test > cat_train @ hotdog
 
@@ -127,7 +129,9 @@ def test_threads_can_share_one_extractor(extractor, images_dir) -> None:
 
 
 def test_edgetpu_choices(cpu_extractor_path, edgetpu_extractor_path) -> None:
-    with pytest.raises(ValueError, match="use the CPU model mobilenet_v1_1.0_224_quant_embedding"):
+    with pytest.raises(
+        ValueError, match=r"use the CPU model mobilenet_v1_1\.0_224_quant_embedding"
+    ):
         EmbeddingExtractor(edgetpu_extractor_path)
     with pytest.raises(ValueError, match="use the CPU model"):
         EmbeddingExtractor(edgetpu_extractor_path, edgetpu=False)

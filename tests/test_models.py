@@ -29,9 +29,7 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def http_models() -> Iterator[str]:
     """A loopback HTTP server over the shared models folder; yields its base URL."""
-    handler = functools.partial(
-        http.server.SimpleHTTPRequestHandler, directory=str(MODELS)
-    )
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(MODELS))
     handler.log_message = lambda *args: None  # type: ignore[method-assign]
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -96,13 +94,15 @@ def test_missing_file_in_source(tmp_path: Path) -> None:
 def test_fetch_over_http(tmp_path: Path, http_models: str) -> None:
     info = models.find("mobilenet_v1_0.25_128_quant")
     seen: list[tuple[int, int | None]] = []
-    path = models.fetch(info, tmp_path, source=http_models, progress=lambda d, t: seen.append((d, t)))
+    path = models.fetch(
+        info, tmp_path, source=http_models, progress=lambda d, t: seen.append((d, t))
+    )
     assert models.sha256_of(path) == info.sha256
     assert seen[-1] == (path.stat().st_size, path.stat().st_size)
 
 
 def test_http_error_is_a_clean_model_error(tmp_path: Path, http_models: str) -> None:
-    with pytest.raises(models.ModelError, match="download of .* failed"):
+    with pytest.raises(models.ModelError, match=r"download of .* failed"):
         models.fetch(models.find(EXTRACTOR), tmp_path, source=f"{http_models}/missing")
     assert list(tmp_path.iterdir()) == []
 

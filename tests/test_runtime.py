@@ -74,7 +74,9 @@ def test_unknown_custom_op_is_named(broken_model_path) -> None:
 
 
 def test_edgetpu_model_without_delegate_names_the_cpu_model(edgetpu_extractor_path) -> None:
-    with pytest.raises(ValueError, match="mobilenet_v1_1.0_224_quant_embedding_extractor.tflite"):
+    with pytest.raises(
+        ValueError, match=r"mobilenet_v1_1\.0_224_quant_embedding_extractor\.tflite"
+    ):
         runtime.load_interpreter(edgetpu_extractor_path)
 
 

@@ -149,9 +149,9 @@ def run(args: argparse.Namespace) -> dict:
     metrics = {
         "num_classes": len(dataset.class_names),
         "class_names": dataset.class_names,
-        "num_train": int(len(train)),
-        "num_val": int(len(val)),
-        "num_test": int(len(test)),
+        "num_train": len(train),
+        "num_val": len(val),
+        "num_test": len(test),
         "num_unreadable": int(len(dataset.paths) - len(kept_paths)),
         "float_test_accuracy": float_accuracy,
         "tflite_test_accuracy": tflite_accuracy,
@@ -191,7 +191,10 @@ def _training_config(args: argparse.Namespace):
         (args.reg >= 0, "--reg must not be negative"),
         (0 <= args.val_fraction < 1, "--val-fraction must be in [0, 1)"),
         (0 <= args.test_fraction < 1, "--test-fraction must be in [0, 1)"),
-        (args.val_fraction + args.test_fraction < 1, "--val-fraction + --test-fraction must be < 1"),
+        (
+            args.val_fraction + args.test_fraction < 1,
+            "--val-fraction + --test-fraction must be < 1",
+        ),
         (args.num_threads is None or args.num_threads >= 1, "--num-threads must be at least 1"),
     ]
     for ok, message in checks:
@@ -290,8 +293,9 @@ def _print_summary(metrics: dict) -> None:
         f"agreement {pct(metrics['agreement'])}"
     )
     print(
-        f"time: embedding {metrics['embed_seconds']:.2f}s, training "
-        f"{metrics['train_seconds'] * 1000:.0f} ms, saving {metrics['serialize_seconds'] * 1000:.0f} ms"
+        f"time: embedding {metrics['embed_seconds']:.2f} s, "
+        f"training {metrics['train_seconds'] * 1000:.0f} ms, "
+        f"saving {metrics['serialize_seconds'] * 1000:.0f} ms"
     )
 
 

@@ -186,7 +186,8 @@ def _quiet_native_info() -> Iterator[None]:
             os.close(saved)
             sink.seek(0)
             kept = [
-                line for line in sink.read().splitlines(keepends=True)
+                line
+                for line in sink.read().splitlines(keepends=True)
                 if not line.startswith(b"INFO: ")
             ]
             if kept:
