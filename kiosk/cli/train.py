@@ -24,6 +24,7 @@ from kiosk.dataset import read_rgb, scan_image_folder, stratified_split
 from kiosk.embedding import EmbeddingExtractor
 from kiosk.learn import DEFAULT_TRAINING, SoftmaxRegression, TrainingProgress
 from kiosk.models import ModelError, resolve_model
+from kiosk.session import format_labels
 from kiosk.vision.runtime import load_interpreter
 
 PROGRAM = "kiosk-train"
@@ -171,15 +172,6 @@ def run(args: argparse.Namespace) -> dict:
     }
     _print_summary(metrics)
     return metrics
-
-
-def format_labels(class_names: list[str]) -> str:
-    """pycoral's label-map format: ``index name`` per line.
-
-    Names never contain a line break here (folder names), but are flattened
-    defensively so the file always parses back to the same number of labels.
-    """
-    return "".join(f"{i} {' '.join(name.split())}\n" for i, name in enumerate(class_names))
 
 
 def _training_config(args: argparse.Namespace):
