@@ -1,0 +1,414 @@
+"""The class list: one card per class with its big capture button.
+
+A card shows the class colour and name (tap the name to rename), its sample
+count, the newest thumbnails, and a capture button: a tap stores one sample,
+holding it records a burst. Less common actions (rename, clear, delete) sit in
+a ⋮ menu with finger-sized rows; nothing is hidden behind hover.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QAction, QColor, QImage, QPainter, QPaintEvent, QPixmap
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from kiosk.ui import dialogs
+from kiosk.ui.controller import Controller, Snapshot
+from kiosk.ui.style import class_color, px
+
+THUMBNAILS = 4
+THUMB_PX = 52
+
+
+def thumbnail_pixmap(image: np.ndarray, size: int) -> QPixmap:
+    """(h, w, 3) uint8 RGB -> a ``size`` x ``size`` pixmap (centre-cropped)."""
+    image = np.ascontiguousarray(image)
+    height, width, _ = image.shape
+    qimage = QImage(image.data, width, height, 3 * width, QImage.Format.Format_RGB888)
+    scaled = qimage.scaled(
+        size,
+        size,
+        Qt.AspectRatioMode.KeepAspectRatioByExpanding,
+        Qt.TransformationMode.SmoothTransformation,
+    )
+    x = (scaled.width() - size) // 2
+    y = (scaled.height() - size) // 2
+    # copy() detaches the pixels from the numpy buffer.
+    return QPixmap.fromImage(scaled.copy(x, y, size, size))
+
+
+def _capture_button_sheet(color: QColor) -> str:
+    pressed = color.darker(125).name()
+    disabled = QColor(color)
+    return (
+        "QPushButton#CaptureButton {"
+        f" background-color: {color.name()}; color: #101317; }}"
+        f"QPushButton#CaptureButton:pressed {{ background-color: {pressed}; }}"
+        "QPushButton#CaptureButton:disabled {"
+        f" background-color: rgba({disabled.red()}, {disabled.green()}, {disabled.blue()}, 70);"
+        " color: #5b6270; }"
+    )
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that ends in "…" instead of growing or being cut off."""
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__(text)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(0, super().minimumSizeHint().height())
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        metrics = painter.fontMetrics()
+        text = metrics.elidedText(self.text(), Qt.TextElideMode.ElideRight, self.width())
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        painter.drawText(self.rect(), int(self.alignment()) | Qt.AlignmentFlag.AlignVCenter, text)
+        painter.end()
+
+
+class ClassCard(QFrame):
+    """One class: name, count, thumbnails and a capture button."""
+
+    captureDown = Signal(int)
+    captureUp = Signal(int)
+    renameRequested = Signal(int)
+    clearRequested = Signal(int)
+    deleteRequested = Signal(int)
+
+    def __init__(self, index: int, scale: float = 1.0, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("ClassCard")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.index = index
+        self.name = ""
+        self.count = -1
+        self._recording = False
+        self._scale = scale
+
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(12, 8, 8, 10)
+        outer.setSpacing(6)
+
+        header = QHBoxLayout()
+        header.setSpacing(6)
+        self.dot = QLabel("●")
+        self.dot.setStyleSheet(
+            f"color: {class_color(index).name()}; background: transparent;"
+            f" font-size: {px(26, scale)}px;"
+        )
+        # The name and, under it, the count: one big tap target that renames.
+        self.name_button = QPushButton()
+        self.name_button.setObjectName("ClassName")
+        self.name_button.setToolTip("Tap to rename")
+        self.name_button.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.name_button.clicked.connect(self._on_name_clicked)
+        name_lines = QVBoxLayout(self.name_button)
+        name_lines.setContentsMargins(4, 2, 4, 2)
+        name_lines.setSpacing(0)
+        self.name_label = ElidedLabel()
+        self.name_label.setObjectName("ClassNameText")
+        self.count_label = QLabel()
+        self.count_label.setObjectName("ClassCount")
+        for label in (self.name_label, self.count_label):
+            label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents, True)
+            name_lines.addWidget(label)
+        self.menu_button = QToolButton()
+        self.menu_button.setObjectName("CardMenuButton")
+        self.menu_button.setText("⋮")
+        self.menu_button.setToolTip("Rename, clear or delete this class")
+        self.menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.menu = QMenu(self.menu_button)
+        self.rename_action = QAction("Rename…", self)
+        self.clear_action = QAction("Clear samples…", self)
+        self.delete_action = QAction("Delete class…", self)
+        self.rename_action.triggered.connect(self._on_rename)
+        self.clear_action.triggered.connect(self._on_clear)
+        self.delete_action.triggered.connect(self._on_delete)
+        self.menu.addAction(self.rename_action)
+        self.menu.addAction(self.clear_action)
+        self.menu.addSeparator()
+        self.menu.addAction(self.delete_action)
+        self.menu_button.setMenu(self.menu)
+        header.addWidget(self.dot)
+        header.addWidget(self.name_button, 1)
+        header.addWidget(self.menu_button)
+        outer.addLayout(header)
+
+        self.thumbs = QWidget()
+        self.thumbs.setObjectName("Thumbnails")
+        thumbs_row = QHBoxLayout(self.thumbs)
+        thumbs_row.setContentsMargins(0, 0, 0, 0)
+        thumbs_row.setSpacing(6)
+        size = px(THUMB_PX, scale)
+        self.thumb_labels: list[QLabel] = []
+        for _ in range(THUMBNAILS):
+            label = QLabel()
+            label.setFixedSize(size, size)
+            label.setScaledContents(False)
+            self.thumb_labels.append(label)
+            thumbs_row.addWidget(label)
+        self.hint = QLabel("Tap: one sample · hold: record")
+        self.hint.setObjectName("ThumbHint")
+        self.hint.setWordWrap(True)
+        thumbs_row.addWidget(self.hint, 1)
+        thumbs_row.addStretch(0)
+        self.thumbs.setFixedHeight(size)
+        outer.addWidget(self.thumbs)
+
+        self.capture_button = QPushButton()
+        self.capture_button.setObjectName("CaptureButton")
+        self.capture_button.setStyleSheet(_capture_button_sheet(class_color(index)))
+        self.capture_button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        # Touch: a press starts capturing, the release ends it; no click needed.
+        self.capture_button.pressed.connect(self._on_pressed)
+        self.capture_button.released.connect(self._on_released)
+        outer.addWidget(self.capture_button)
+        self._update_capture_text()
+
+    # ----------------------------------------------------------------- display
+    def set_name(self, name: str) -> None:
+        if name != self.name:
+            self.name = name
+            self.name_label.setText(name)
+            self.name_button.setToolTip(f"{name}: tap to rename")
+
+    def set_count(self, count: int) -> None:
+        if count != self.count:
+            self.count = count
+            self.count_label.setText(f"{count} sample{'s' if count != 1 else ''}")
+
+    def set_thumbnails(self, images: list[np.ndarray]) -> None:
+        """Show the newest thumbnails (newest first); the hint fills an empty row."""
+        size = self.thumb_labels[0].width()
+        for i, label in enumerate(self.thumb_labels):
+            if i < len(images):
+                label.setPixmap(thumbnail_pixmap(images[i], size))
+                label.show()
+            else:
+                label.clear()
+                label.hide()
+        self.hint.setVisible(not images)
+
+    def set_recording(self, recording: bool) -> None:
+        if recording != self._recording:
+            self._recording = recording
+            self._update_capture_text()
+
+    def set_enabled_parts(self, capture: bool, edit: bool) -> None:
+        self.capture_button.setEnabled(capture)
+        self.menu_button.setEnabled(edit)
+        self.name_button.setEnabled(edit)
+
+    def _update_capture_text(self) -> None:
+        if self._recording:
+            text = "●  Recording…"
+        else:
+            key = f"   [{self.index + 1}]" if self.index < 9 else ""
+            text = f"Hold to record{key}"
+        self.capture_button.setText(text)
+
+    # ------------------------------------------------------------------ intent
+    @Slot()
+    def _on_pressed(self) -> None:
+        self.captureDown.emit(self.index)
+
+    @Slot()
+    def _on_released(self) -> None:
+        self.captureUp.emit(self.index)
+
+    @Slot()
+    def _on_name_clicked(self) -> None:
+        self.renameRequested.emit(self.index)
+
+    @Slot()
+    def _on_rename(self) -> None:
+        self.renameRequested.emit(self.index)
+
+    @Slot()
+    def _on_clear(self) -> None:
+        self.clearRequested.emit(self.index)
+
+    @Slot()
+    def _on_delete(self) -> None:
+        self.deleteRequested.emit(self.index)
+
+
+class ClassPanel(QWidget):
+    """A scrolling column of class cards with an Add class button below it."""
+
+    def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("ClassPanel")
+        self._controller = controller
+        self._scale = 1.0
+        self.cards: list[ClassCard] = []
+        self._snapshot: Snapshot | None = None
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(8)
+
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self._list = QWidget()
+        self._list.setObjectName("ClassList")
+        self._list_layout = QVBoxLayout(self._list)
+        self._list_layout.setContentsMargins(0, 0, 6, 0)
+        self._list_layout.setSpacing(8)
+        self._list_layout.addStretch(1)
+        self.scroll.setWidget(self._list)
+        self._scroll_target: int | None = None
+        self._scroll_until = 0.0
+        self.scroll.verticalScrollBar().rangeChanged.connect(self._scroll_to_target)
+        layout.addWidget(self.scroll, 1)
+
+        self.add_button = QPushButton("+  Add class")
+        self.add_button.setObjectName("AddClassButton")
+        self.add_button.clicked.connect(self._on_add)
+        layout.addWidget(self.add_button)
+
+        controller.changed.connect(self.on_changed)
+        self.on_changed(controller.snapshot())
+
+    # ----------------------------------------------------------------- display
+    def set_scale(self, scale: float) -> None:
+        """Rebuild the cards at a new size scale (window moved between size classes)."""
+        if scale != self._scale:
+            self._scale = scale
+            self._rebuild(len(self.cards))
+            if self._snapshot is not None:
+                self._apply(self._snapshot, force_thumbs=True)
+
+    @Slot(object)
+    def on_changed(self, snapshot: Snapshot) -> None:
+        force = len(snapshot.class_names) != len(self.cards)
+        if force:
+            self._rebuild(len(snapshot.class_names))
+        self._apply(snapshot, force_thumbs=force)
+
+    def _rebuild(self, count: int) -> None:
+        for card in self.cards:
+            self._list_layout.removeWidget(card)
+            card.hide()
+            card.deleteLater()
+        self.cards = []
+        for index in range(count):
+            card = ClassCard(index, self._scale)
+            card.captureDown.connect(self._on_capture_down)
+            card.captureUp.connect(self._on_capture_up)
+            card.renameRequested.connect(self.rename)
+            card.clearRequested.connect(self.clear)
+            card.deleteRequested.connect(self.delete)
+            self._list_layout.insertWidget(index, card)
+            self.cards.append(card)
+
+    def _apply(self, snapshot: Snapshot, force_thumbs: bool = False) -> None:
+        self._snapshot = snapshot
+        for card, name, count in zip(
+            self.cards, snapshot.class_names, snapshot.counts, strict=True
+        ):
+            card.set_name(name)
+            if force_thumbs or count != card.count:
+                card.set_count(count)
+                card.set_thumbnails(self._controller.thumbnails(card.index))
+            card.set_recording(snapshot.capturing_class == card.index)
+            card.set_enabled_parts(snapshot.can_capture, snapshot.can_edit_classes)
+        self.add_button.setEnabled(
+            snapshot.can_edit_classes and len(snapshot.class_names) < snapshot.max_classes
+        )
+
+    def scroll_to(self, index: int) -> None:
+        """Bring card ``index`` into view (now, and again once the layout has settled)."""
+        if 0 <= index < len(self.cards):
+            self._scroll_target = index
+            self._scroll_until = time.monotonic() + 0.5
+            self.scroll.ensureWidgetVisible(self.cards[index], 0, 0)
+            QTimer.singleShot(0, self._scroll_to_target)
+
+    @Slot()
+    def _scroll_to_target(self) -> None:
+        # A new card changes the scroll range only after the layout runs.
+        index = self._scroll_target
+        if time.monotonic() > self._scroll_until:
+            self._scroll_target = None  # later range changes are the user's business
+        elif index is not None and 0 <= index < len(self.cards):
+            self.scroll.ensureWidgetVisible(self.cards[index], 0, 0)
+
+    # ------------------------------------------------------------------ intent
+    @Slot(int)
+    def _on_capture_down(self, index: int) -> None:
+        self._controller.begin_capture(index)
+
+    @Slot(int)
+    def _on_capture_up(self, index: int) -> None:
+        self._controller.end_capture()
+
+    @Slot()
+    def _on_add(self) -> None:
+        index = self._controller.add_class()
+        if index is not None:
+            self.scroll_to(index)
+
+    @Slot(int)
+    def rename(self, index: int) -> None:
+        """Ask for a new name until it is accepted or the operator cancels."""
+        error: str | None = None
+        current = self._controller.snapshot().class_names[index]
+        text = current
+        while True:
+            answer = dialogs.ask_text(self.window(), f"Rename “{current}”", text, error)
+            if answer is None:
+                return
+            error = self._controller.rename_class(index, answer)
+            if error is None:
+                return
+            text = answer
+
+    @Slot(int)
+    def clear(self, index: int) -> None:
+        snapshot = self._controller.snapshot()
+        name, count = snapshot.class_names[index], snapshot.counts[index]
+        if count == 0:
+            return
+        if dialogs.ask_confirm(
+            self.window(),
+            f"Clear “{name}”?",
+            f"All {count} samples of “{name}” will be deleted. The class stays.",
+            "Clear samples",
+            danger=True,
+        ):
+            self._controller.clear_class(index)
+
+    @Slot(int)
+    def delete(self, index: int) -> None:
+        snapshot = self._controller.snapshot()
+        name, count = snapshot.class_names[index], snapshot.counts[index]
+        detail = f" and its {count} samples" if count else ""
+        if dialogs.ask_confirm(
+            self.window(),
+            f"Delete “{name}”?",
+            f"The class “{name}”{detail} will be deleted.",
+            "Delete class",
+            danger=True,
+        ):
+            self._controller.remove_class(index)

@@ -1,0 +1,630 @@
+"""The controller: the one QObject that owns the kiosk's state.
+
+It holds the core objects (a ``TeachingSession`` and a ``FrameGrabber``), runs
+them through the workers in ``kiosk.ui.workers``, and tells the widgets what
+happened through signals. Widgets never decide anything: they call a method
+here and enable or disable themselves from ``changed`` (a frozen ``Snapshot``).
+
+States (``AppState``): IDLE (no usable head yet), CAPTURING (a capture button or
+number key is held), TRAINING, TRAINED (live predictions), SAVING.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
+
+from kiosk.ui.workers import (
+    CallWorker,
+    CaptureDone,
+    FrameResult,
+    TrainingCurve,
+    TrainingWorker,
+    VisionWorker,
+    start_worker,
+)
+
+# A held capture button records this many samples a second...
+BURST_HZ = 10.0
+# ...after being held this long (a shorter press is a tap: one sample).
+HOLD_DELAY_MS = 300
+# Upper bound on classes: the palette, the keys and the screen all stay usable.
+MAX_CLASSES = 20
+# How often the grabber's error is looked at.
+SOURCE_POLL_MS = 200
+
+
+class AppState(enum.Enum):
+    """What the kiosk is doing right now."""
+
+    IDLE = "idle"
+    CAPTURING = "capturing"
+    TRAINING = "training"
+    TRAINED = "trained"
+    SAVING = "saving"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a widget needs to enable itself, as of one moment."""
+
+    state: AppState
+    class_names: tuple[str, ...]
+    counts: tuple[int, ...]
+    can_train: bool
+    can_save: bool
+    can_capture: bool
+    can_edit_classes: bool
+    can_undo: bool
+    has_head: bool
+    head_stale: bool
+    capturing_class: int | None
+    max_classes: int = MAX_CLASSES
+
+    @property
+    def busy(self) -> bool:
+        return self.state in (AppState.TRAINING, AppState.SAVING)
+
+
+@dataclass(frozen=True)
+class SavePaths:
+    """Where Save writes: the model and its labels file."""
+
+    model: Path
+    labels: Path
+
+
+def save_paths(target: str | Path) -> SavePaths:
+    """A model path and labels path from ``--output`` or a chosen path.
+
+    A ``.tflite`` path is the model itself (labels.txt goes beside it); anything
+    else is a folder that gets ``model.tflite`` and ``labels.txt``.
+    """
+    path = Path(target).expanduser()
+    if path.suffix.lower() == ".tflite":
+        return SavePaths(path, path.with_name("labels.txt"))
+    return SavePaths(path / "model.tflite", path / "labels.txt")
+
+
+class Controller(QObject):
+    """Owns the state; runs the vision loop, training and saving off the GUI thread."""
+
+    changed = Signal(object)  # Snapshot: state or classes/samples changed
+    stateChanged = Signal(object)  # AppState
+    predictionChanged = Signal(object)  # Prediction | None
+    sampleCaptured = Signal(int)  # class index, after the sample is in the store
+    trainingStarted = Signal()
+    trainingProgress = Signal(object)  # TrainingCurve
+    trainingFinished = Signal(object)  # TrainingResult, or None when it failed
+    saveFinished = Signal(object)  # SaveReport
+    saveFailed = Signal(str)
+    sourceErrorChanged = Signal(object)  # str | None
+    message = Signal(str, str)  # text, level: "info" | "ok" | "busy" | "error"
+    frameProcessed = Signal(object)  # FrameResult (benchmarks, diagnostics)
+
+    _storeChangedElsewhere = Signal()  # bounces store listener calls into this thread
+
+    def __init__(
+        self,
+        session: Any,
+        grabber: Any,
+        *,
+        output: str | Path | None = None,
+        training_config: Any = None,
+        parent: QObject | None = None,
+    ) -> None:
+        """
+        Args:
+            session: a ``kiosk.session.TeachingSession`` (with its store and extractor).
+            grabber: a ``kiosk.vision.grabber.FrameGrabber``, started or not.
+            output: where Save writes without asking (``--output``), or ``None``.
+            training_config: the ``TrainingConfig`` to train with (default: the session's).
+        """
+        super().__init__(parent)
+        self.session = session
+        self.grabber = grabber
+        self.output = Path(output).expanduser() if output is not None else None
+        self.default_training_config = training_config or _session_config(session)
+        self.training_config = self.default_training_config
+        self.last_save: Any = None
+        self.last_curve: TrainingCurve | None = None
+        self._state = AppState.IDLE
+        self._capturing: int | None = None
+        self._source_error: str | None = None
+        self._refresh_pending = False
+        self._shut_down = False
+
+        # Store listeners may run on the vision thread: re-emit through a queued
+        # signal so every widget update happens here, on the GUI thread.
+        self._storeChangedElsewhere.connect(
+            self._on_store_changed, Qt.ConnectionType.QueuedConnection
+        )
+        self.session.store.listeners.append(self._store_listener)
+
+        self._burst = QTimer(self)
+        self._burst.setInterval(round(1000 / BURST_HZ))
+        self._burst.timeout.connect(self._burst_tick)
+        self._hold = QTimer(self)
+        self._hold.setSingleShot(True)
+        self._hold.setInterval(HOLD_DELAY_MS)
+        self._hold.timeout.connect(self._burst_start)
+        self._source_poll = QTimer(self)
+        self._source_poll.setInterval(SOURCE_POLL_MS)
+        self._source_poll.timeout.connect(self._poll_source)
+
+        self._vision: VisionWorker | None = None
+        self._vision_thread: QThread | None = None
+        self._trainer: TrainingWorker | None = None
+        self._train_thread: QThread | None = None
+        self._saver: CallWorker | None = None
+        self._save_thread: QThread | None = None
+        self._save_paths: SavePaths | None = None
+        self._save_started = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Start the grabber (if needed) and the vision loop."""
+        if self._vision is not None:
+            return
+        if not getattr(self.grabber, "is_alive", lambda: False)():
+            self.grabber.start()
+        self._vision = VisionWorker(self.session, self.grabber)
+        self._vision.result.connect(self._on_frame_result)
+        self._vision.captured.connect(self._on_captured)
+        self._vision.failed.connect(self._on_vision_failed)
+        self._vision_thread = start_worker(self._vision, self._vision.finished, name="kiosk-vision")
+        self._source_poll.start()
+        self._poll_source()
+        self._set_state(self._resting_state())
+
+    def shutdown(self) -> None:
+        """Stop every thread this controller started, and the grabber. Idempotent.
+
+        Waits for the threads without a time limit: each ends within a frame
+        (vision), a training iteration (training, cancelled) or one save, and a
+        QThread destroyed while running would abort the process.
+        """
+        if self._shut_down:
+            return
+        self._shut_down = True
+        self._burst.stop()
+        self._hold.stop()
+        self._source_poll.stop()
+        if self._store_listener in self.session.store.listeners:
+            self.session.store.listeners.remove(self._store_listener)
+        if self._trainer is not None:
+            self._trainer.cancel()
+        if self._vision is not None:
+            self._vision.stop()
+        for thread in (self._train_thread, self._save_thread, self._vision_thread):
+            if thread is not None:
+                thread.quit()
+                thread.wait()
+        self._vision = self._vision_thread = None
+        self._trainer = self._train_thread = None
+        self._saver = self._save_thread = None
+        self.grabber.stop()
+
+    # ---------------------------------------------------------------------- state
+    @property
+    def state(self) -> AppState:
+        return self._state
+
+    @property
+    def source_error(self) -> str | None:
+        return self._source_error
+
+    @property
+    def source_name(self) -> str:
+        source = getattr(self.grabber, "source", None)
+        return source.describe() if source is not None else "camera"
+
+    def snapshot(self) -> Snapshot:
+        """The current state and class list, for widgets to enable themselves."""
+        store = self.session.store
+        names = tuple(store.class_names)
+        counts = tuple(int(c) for c in store.counts())
+        state = self._state
+        busy = state in (AppState.TRAINING, AppState.SAVING)
+        has_head = self._has_head()
+        stale = has_head and bool(getattr(self.session, "head_is_stale", False))
+        return Snapshot(
+            state=state,
+            class_names=names,
+            counts=counts,
+            can_train=not busy and state != AppState.CAPTURING and bool(self.session.can_train),
+            can_save=state == AppState.TRAINED and has_head and not stale,
+            can_capture=not busy,
+            can_edit_classes=not busy and state != AppState.CAPTURING,
+            can_undo=not busy and state != AppState.CAPTURING and sum(counts) > 0,
+            has_head=has_head,
+            head_stale=stale,
+            capturing_class=self._capturing,
+        )
+
+    def _has_head(self) -> bool:
+        # A head whose class was deleted cannot predict or be saved: treat as none.
+        return bool(self.session.head_is_usable)
+
+    def _resting_state(self) -> AppState:
+        return AppState.TRAINED if self._has_head() else AppState.IDLE
+
+    def _set_state(self, state: AppState) -> None:
+        if state != self._state:
+            self._state = state
+            self.stateChanged.emit(state)
+        self.changed.emit(self.snapshot())
+
+    def _say(self, text: str, level: str = "info") -> None:
+        self.message.emit(text, level)
+
+    # -------------------------------------------------------------------- classes
+    def class_count(self) -> int:
+        return len(self.session.store.class_names)
+
+    def thumbnails(self, class_index: int, n: int = 4) -> list[Any]:
+        """The newest ``n`` thumbnails of a class, newest first: (h, w, 3) uint8 each."""
+        try:
+            return list(self.session.store.latest_thumbnails(class_index, n))
+        except (IndexError, KeyError, ValueError):
+            return []
+
+    def add_class(self, name: str | None = None) -> int | None:
+        """Add a class; returns its index, or ``None`` (with a message) when not possible."""
+        if not self.snapshot().can_edit_classes:
+            return None
+        if self.class_count() >= MAX_CLASSES:
+            self._say(f"At most {MAX_CLASSES} classes", "error")
+            return None
+        try:
+            index = self.session.store.add_class(name)
+        except ValueError as error:
+            self._say(str(error), "error")
+            return None
+        self._say(f"Added “{self.session.store.class_names[index]}”")
+        return index
+
+    def rename_class(self, class_index: int, name: str) -> str | None:
+        """Rename a class; returns ``None`` on success, else the reason it was refused."""
+        if not self.snapshot().can_edit_classes:
+            return "Wait until training or saving has finished"
+        old = self.session.store.class_names[class_index]
+        try:
+            self.session.store.rename_class(class_index, name)
+        except ValueError as error:
+            return str(error)
+        new = self.session.store.class_names[class_index]
+        if new != old:
+            self._say(f"Renamed “{old}” to “{new}”")
+        return None
+
+    def remove_class(self, class_index: int) -> None:
+        """Delete a class and its samples."""
+        if not self.snapshot().can_edit_classes:
+            return
+        self._drop_pending_captures()
+        name = self.session.store.class_names[class_index]
+        try:
+            self.session.store.remove_class(class_index)
+        except ValueError as error:
+            self._say(str(error), "error")
+            return
+        self._say(f"Deleted “{name}”")
+
+    def clear_class(self, class_index: int) -> None:
+        """Delete every sample of a class, keeping the class."""
+        if not self.snapshot().can_edit_classes:
+            return
+        self._drop_pending_captures()
+        name = self.session.store.class_names[class_index]
+        self.session.store.clear_class(class_index)
+        self._say(f"Cleared the samples of “{name}”")
+
+    def undo(self) -> None:
+        """Remove the most recent sample."""
+        if not self.snapshot().can_undo:
+            return
+        self._drop_pending_captures()
+        undone = self.session.store.undo_last()
+        if undone is None or undone is False:
+            self._say("Nothing to undo")
+        else:
+            self._say("Removed the last sample")
+
+    # -------------------------------------------------------------------- capture
+    def begin_capture(self, class_index: int) -> None:
+        """A capture button or key went down: one sample now, a burst if it stays down."""
+        if self._capturing is not None or not self.snapshot().can_capture:
+            return
+        if not 0 <= class_index < self.class_count():
+            return
+        if self._vision is None:
+            return
+        self._capturing = class_index
+        self._vision.request_capture(class_index)
+        self._hold.start()
+        self._set_state(AppState.CAPTURING)
+
+    def end_capture(self) -> None:
+        """The capture button or key came up."""
+        if self._capturing is None:
+            return
+        self._capturing = None
+        self._hold.stop()
+        self._burst.stop()
+        self._set_state(self._resting_state())
+
+    def capture_once(self, class_index: int) -> None:
+        """One sample into ``class_index`` (a tap)."""
+        self.begin_capture(class_index)
+        self.end_capture()
+
+    @Slot()
+    def _burst_start(self) -> None:
+        if self._capturing is not None:
+            self._burst.start()
+            self._burst_tick()
+
+    @Slot()
+    def _burst_tick(self) -> None:
+        if self._capturing is None or self._vision is None:
+            self._burst.stop()
+            return
+        self._vision.request_capture(self._capturing)
+
+    def _drop_pending_captures(self) -> None:
+        self.end_capture()
+        if self._vision is not None:
+            self._vision.clear_requests()
+
+    # ------------------------------------------------------------------- training
+    def train(self) -> bool:
+        """Start training in a worker thread; returns whether it started."""
+        snap = self.snapshot()
+        if not snap.can_train:
+            if not self.session.can_train:
+                self._say("Capture samples for at least two classes first", "error")
+            return False
+        self.last_curve = None
+        self._retire_training_thread()
+        self._trainer = TrainingWorker(self.session, self.training_config)
+        self._trainer.progress.connect(self._on_training_progress)
+        self._trainer.done.connect(self._on_training_done)
+        self._trainer.failed.connect(self._on_training_failed)
+        self._set_state(AppState.TRAINING)
+        self._say("Training…", "busy")
+        self.trainingStarted.emit()
+        self._train_thread = start_worker(
+            self._trainer, self._trainer.done, self._trainer.failed, name="kiosk-train"
+        )
+        self._train_thread.finished.connect(self._on_train_thread_finished)
+        return True
+
+    def cancel_training(self) -> None:
+        """Ask training to stop; ``trainingFinished`` follows within about 100 ms."""
+        if self._state == AppState.TRAINING and self._trainer is not None:
+            self._trainer.cancel()
+            self._say("Cancelling…", "busy")
+
+    @property
+    def is_training(self) -> bool:
+        return self._state == AppState.TRAINING
+
+    def set_training_config(self, config: Any) -> None:
+        self.training_config = config
+
+    @Slot(object)
+    def _on_training_progress(self, curve: TrainingCurve) -> None:
+        self.last_curve = curve
+        self.trainingProgress.emit(curve)
+
+    @Slot(object)
+    def _on_training_done(self, result: Any) -> None:
+        self._set_state(self._resting_state())
+        if getattr(result, "cancelled", False):
+            self._say("Training cancelled", "info")
+        elif getattr(result, "diverged", False):
+            self._say(
+                "Training diverged: lower the learning rate in Settings and train again", "error"
+            )
+        else:
+            self._say(_training_summary(result), "ok")
+        self.trainingFinished.emit(result)
+
+    @Slot(str)
+    def _on_training_failed(self, text: str) -> None:
+        self._set_state(self._resting_state())
+        self._say(f"Training failed: {text}", "error")
+        self.trainingFinished.emit(None)
+
+    @Slot()
+    def _on_train_thread_finished(self) -> None:
+        self._retire_training_thread()
+
+    def _retire_training_thread(self) -> None:
+        # The Python references own the worker and its thread. They are dropped
+        # only once the thread has ended: dropping them when the worker's last
+        # signal arrives could delete it while its thread is still returning.
+        if self._train_thread is not None:
+            self._train_thread.wait()
+        self._trainer = self._train_thread = None
+
+    # --------------------------------------------------------------------- saving
+    def default_save_target(self) -> Path:
+        """Where the Save dialog starts."""
+        if self.last_save is not None:
+            return Path(self.last_save.model_path)
+        return Path.home() / "kiosk-model" / "model.tflite"
+
+    def save(self, target: str | Path | None = None) -> bool:
+        """Write model + labels (to ``target``, else ``--output``) in a worker thread."""
+        if not self.snapshot().can_save:
+            if self._has_head() and getattr(self.session, "head_is_stale", False):
+                self._say("Samples changed since training: train again before saving", "error")
+            return False
+        target = target if target is not None else self.output
+        if target is None:
+            self._say("No output path: start kiosk with --output or choose a file", "error")
+            return False
+        paths = save_paths(target)
+        self._retire_save_thread()
+        self._save_paths = paths
+        self._save_started = time.perf_counter()
+        self._saver = CallWorker(self._save_call)
+        self._saver.done.connect(self._on_save_done)
+        self._saver.failed.connect(self._on_save_failed)
+        self._set_state(AppState.SAVING)
+        self._say(f"Saving {paths.model}…", "busy")
+        self._save_thread = start_worker(
+            self._saver, self._saver.done, self._saver.failed, name="kiosk-save"
+        )
+        self._save_thread.finished.connect(self._on_save_thread_finished)
+        return True
+
+    def _save_call(self) -> Any:
+        # Runs on the save thread; the paths were fixed on the GUI thread.
+        paths = self._save_paths
+        assert paths is not None
+        try:
+            paths.model.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OSError(
+                f"Cannot create the folder {paths.model.parent}: {error.strerror or error}"
+            ) from error
+        return self.session.save(paths.model, paths.labels)
+
+    @Slot(object)
+    def _on_save_done(self, report: Any) -> None:
+        self.last_save = report
+        self._set_state(self._resting_state())
+        self._say(_save_summary(report), "ok")
+        self.saveFinished.emit(report)
+
+    @Slot(object)
+    def _on_save_failed(self, error: Exception) -> None:
+        self._set_state(self._resting_state())
+        text = str(error) or type(error).__name__
+        self._say(f"Save failed, earlier files are untouched: {text}", "error")
+        self.saveFailed.emit(text)
+
+    @Slot()
+    def _on_save_thread_finished(self) -> None:
+        self._retire_save_thread()
+
+    def _retire_save_thread(self) -> None:
+        # As for training: drop the references only once the thread has ended.
+        if self._save_thread is not None:
+            self._save_thread.wait()
+        self._saver = self._save_thread = None
+
+    # --------------------------------------------------------------------- source
+    def retry_source(self) -> None:
+        """Try to open the frame source again now."""
+        self.grabber.retry_now()
+        self._say(f"Trying {self.source_name} again…", "busy")
+
+    @Slot()
+    def _poll_source(self) -> None:
+        error = self.grabber.error
+        if error != self._source_error:
+            self._source_error = error
+            self.sourceErrorChanged.emit(error)
+            if error is None:
+                self._say(f"{self.source_name.capitalize()} is running", "ok")
+
+    # ----------------------------------------------------------- worker callbacks
+    def _store_listener(self, *args: Any) -> None:
+        # Any thread. A change made here (a click) refreshes at once; one made on
+        # the vision thread is bounced over, and a burst of them is coalesced.
+        if QThread.currentThread() == self.thread():
+            self._on_store_changed()
+        elif not self._refresh_pending:
+            self._refresh_pending = True
+            self._storeChangedElsewhere.emit()
+
+    @Slot()
+    def _on_store_changed(self) -> None:
+        self._refresh_pending = False
+        if self._shut_down:
+            return
+        if self._state in (AppState.IDLE, AppState.TRAINED):
+            # Removing a class can drop the head; keep the resting state honest.
+            self._set_state(self._resting_state())
+        else:
+            self.changed.emit(self.snapshot())
+
+    @Slot(object)
+    def _on_frame_result(self, result: FrameResult) -> None:
+        self.frameProcessed.emit(result)
+        self.predictionChanged.emit(result.prediction)
+
+    @Slot(object)
+    def _on_captured(self, done: CaptureDone) -> None:
+        self.sampleCaptured.emit(done.class_index)
+
+    @Slot(str)
+    def _on_vision_failed(self, text: str) -> None:
+        self._say(text, "error")
+
+
+def _session_config(session: Any) -> Any:
+    config = getattr(session, "config", None)
+    if config is None:
+        from kiosk.learn import DEFAULT_TRAINING
+
+        config = DEFAULT_TRAINING
+    return config
+
+
+def _percent(value: Any) -> str:
+    return "–" if value is None else f"{100 * float(value):.0f}%"
+
+
+def _training_summary(result: Any) -> str:
+    parts = ["Trained"]
+    val = getattr(result, "val_accuracy", None)
+    train = getattr(result, "train_accuracy", None)
+    if val is not None:
+        parts.append(f"validation accuracy {_percent(val)}")
+    elif train is not None:
+        parts.append(f"training accuracy {_percent(train)}")
+    seconds = getattr(result, "seconds", None)
+    if seconds is not None:
+        parts.append(f"in {seconds:.1f} s" if seconds >= 0.1 else f"in {1000 * seconds:.0f} ms")
+    return " · ".join(parts) + ". Show the camera an object to see the prediction."
+
+
+def _save_summary(report: Any) -> str:
+    model = Path(report.model_path)
+    agreement = getattr(report, "agreement", None)
+    checked = getattr(report, "num_checked", None)
+    text = f"Saved {model.name} + labels.txt to {model.parent}"
+    if agreement is not None:
+        text += f" · quantized model agrees with the float head on {_percent(agreement)}"
+        if checked:
+            text += f" of {checked} samples"
+    return text
+
+
+def hint_for(snapshot: Snapshot) -> str:
+    """What the operator should do next, for the status line when nothing else is said."""
+    state = snapshot.state
+    if state == AppState.TRAINING:
+        return "Training… the camera keeps running. Cancel stops it."
+    if state == AppState.SAVING:
+        return "Saving the model…"
+    if state == AppState.CAPTURING:
+        return "Recording samples: let go to stop."
+    with_samples = sum(1 for c in snapshot.counts if c > 0)
+    if with_samples < 2:
+        return "Tap or hold a class's button (or keys 1–9) to capture two classes or more."
+    if not snapshot.has_head:
+        return "Ready: press Train."
+    if snapshot.head_stale:
+        return "Samples changed: press Train again to update the predictions."
+    return "Live predictions are on. Save writes the model and labels.txt."

@@ -1,0 +1,258 @@
+"""Every question the UI asks the operator, behind small ``ask_*`` functions.
+
+Widgets call these through the module (``dialogs.ask_text(...)``), so a test can
+``monkeypatch.setattr(dialogs, "ask_text", ...)`` and never see a modal loop.
+The dialogs themselves are touch-first: big text field, big buttons, and for
+numbers a stepper over sensible values instead of a tiny spin box.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QDialog,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from kiosk.learn import TrainingConfig
+
+
+class _Dialog(QDialog):
+    """A frameless-looking modal dialog with a title line and a button row."""
+
+    def __init__(self, parent: QWidget | None, title: str) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.setModal(True)
+        self.layout_ = QVBoxLayout(self)
+        self.layout_.setContentsMargins(24, 20, 24, 20)
+        self.layout_.setSpacing(16)
+        heading = QLabel(title)
+        heading.setObjectName("DialogMessage")
+        heading.setWordWrap(True)
+        self.layout_.addWidget(heading)
+        self.buttons = QHBoxLayout()
+        self.buttons.setSpacing(12)
+
+    def finish(self, ok_text: str, *, danger: bool = False, cancel_text: str = "Cancel") -> None:
+        """Add the Cancel / OK row; OK is the default button."""
+        self.buttons.addStretch(1)
+        cancel = QPushButton(cancel_text)
+        cancel.clicked.connect(self.reject)
+        ok = QPushButton(ok_text)
+        ok.setObjectName("DangerButton" if danger else "PrimaryDialogButton")
+        ok.setDefault(True)
+        ok.clicked.connect(self.accept)
+        for button in (cancel, ok):
+            button.setMinimumWidth(140)
+            self.buttons.addWidget(button)
+        self.layout_.addLayout(self.buttons)
+
+
+class TextDialog(_Dialog):
+    """One big text field, e.g. a class name."""
+
+    def __init__(
+        self, parent: QWidget | None, title: str, text: str, error: str | None = None
+    ) -> None:
+        super().__init__(parent, title)
+        self.edit = QLineEdit(text)
+        self.edit.setMaxLength(64)
+        self.edit.selectAll()
+        self.edit.setClearButtonEnabled(True)
+        self.layout_.addWidget(self.edit)
+        if error:
+            message = QLabel(error)
+            message.setObjectName("DialogError")
+            message.setWordWrap(True)
+            self.layout_.addWidget(message)
+        self.finish("OK")
+        self.setMinimumWidth(min(560, parent.width() - 40) if parent is not None else 480)
+
+
+class ConfirmDialog(_Dialog):
+    """A yes/no question with a clearly labelled (possibly red) confirm button."""
+
+    def __init__(
+        self, parent: QWidget | None, title: str, text: str, ok_text: str, danger: bool
+    ) -> None:
+        super().__init__(parent, title)
+        body = QLabel(text)
+        body.setWordWrap(True)
+        self.layout_.addWidget(body)
+        self.finish(ok_text, danger=danger)
+
+
+class _Stepper(QWidget):
+    """``[-]  value  [+]`` over a fixed list of choices: no keyboard needed."""
+
+    def __init__(self, choices: Sequence[float], value: float, fmt: str) -> None:
+        super().__init__()
+        self.choices = sorted(set(choices) | {value})
+        self.index = self.choices.index(value)
+        self.fmt = fmt
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.minus = QPushButton("−")
+        self.plus = QPushButton("+")
+        for button in (self.minus, self.plus):
+            button.setMinimumWidth(64)
+            button.setAutoRepeat(True)
+        self.label = QLabel()
+        self.label.setObjectName("SettingValue")
+        self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        row.addWidget(self.minus)
+        row.addWidget(self.label, 1)
+        row.addWidget(self.plus)
+        self.minus.clicked.connect(self.step_down)
+        self.plus.clicked.connect(self.step_up)
+        self._show()
+
+    def value(self) -> float:
+        return self.choices[self.index]
+
+    def set_value(self, value: float) -> None:
+        if value not in self.choices:
+            self.choices = sorted({*self.choices, value})
+        self.index = self.choices.index(value)
+        self._show()
+
+    def step_down(self) -> None:
+        self.index = max(0, self.index - 1)
+        self._show()
+
+    def step_up(self) -> None:
+        self.index = min(len(self.choices) - 1, self.index + 1)
+        self._show()
+
+    def _show(self) -> None:
+        self.label.setText(format(self.value(), self.fmt))
+        self.minus.setEnabled(self.index > 0)
+        self.plus.setEnabled(self.index < len(self.choices) - 1)
+
+
+# Choices offered for each setting; the current and default values are always added.
+_SETTINGS: tuple[tuple[str, str, tuple[float, ...], str], ...] = (
+    ("num_iter", "Iterations", (20, 40, 60, 100, 200, 500, 1000, 2000), "d"),
+    ("learning_rate", "Learning rate", (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5), "g"),
+    ("batch_size", "Batch size", (64, 256, 1024, 4096, 16384), "d"),
+    ("reg", "Regularization", (0.0, 1e-4, 1e-3, 2.5e-3, 1e-2, 0.1, 1.0), "g"),
+)
+
+
+class SettingsDialog(_Dialog):
+    """Advanced training settings: optional, the defaults converge on their own."""
+
+    def __init__(
+        self, parent: QWidget | None, config: TrainingConfig, default: TrainingConfig
+    ) -> None:
+        super().__init__(parent, "Training settings")
+        self.default = default
+        hint = QLabel("The defaults suit most projects: change them only if training struggles.")
+        hint.setWordWrap(True)
+        hint.setObjectName("ThumbHint")
+        self.layout_.addWidget(hint)
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(16)
+        grid.setVerticalSpacing(10)
+        self.steppers: dict[str, _Stepper] = {}
+        for row, (field, label, choices, fmt) in enumerate(_SETTINGS):
+            if not hasattr(config, field):
+                continue
+            current = getattr(config, field)
+            stepper = _Stepper((*choices, getattr(default, field)), current, fmt)
+            grid.addWidget(QLabel(label), row, 0)
+            grid.addWidget(stepper, row, 1)
+            self.steppers[field] = stepper
+        self.layout_.addLayout(grid)
+        reset = QPushButton("Defaults")
+        reset.clicked.connect(self.reset)
+        self.buttons.addWidget(reset)
+        self.finish("Use these")
+        self.config = config
+
+    def reset(self) -> None:
+        for field, stepper in self.steppers.items():
+            stepper.set_value(getattr(self.default, field))
+
+    def result_config(self) -> TrainingConfig:
+        values = {}
+        for field, stepper in self.steppers.items():
+            value = stepper.value()
+            values[field] = int(value) if field in ("num_iter", "batch_size") else float(value)
+        return dataclasses.replace(self.config, **values)
+
+
+def _exec(dialog: QDialog) -> bool:
+    return dialog.exec() == QDialog.DialogCode.Accepted
+
+
+def ask_text(
+    parent: QWidget | None, title: str, text: str = "", error: str | None = None
+) -> str | None:
+    """The text the operator typed, or ``None`` when they cancelled."""
+    dialog = TextDialog(parent, title, text, error)
+    accepted = _exec(dialog)
+    value = dialog.edit.text()
+    dialog.deleteLater()
+    return value if accepted else None
+
+
+def ask_confirm(
+    parent: QWidget | None, title: str, text: str, ok_text: str = "OK", danger: bool = False
+) -> bool:
+    """Whether the operator confirmed."""
+    dialog = ConfirmDialog(parent, title, text, ok_text, danger)
+    accepted = _exec(dialog)
+    dialog.deleteLater()
+    return accepted
+
+
+def ask_settings(
+    parent: QWidget | None, config: TrainingConfig, default: TrainingConfig
+) -> TrainingConfig | None:
+    """New training settings, or ``None`` when cancelled."""
+    dialog = SettingsDialog(parent, config, default)
+    accepted = _exec(dialog)
+    result = dialog.result_config()
+    dialog.deleteLater()
+    return result if accepted else None
+
+
+def ask_save_path(parent: QWidget | None, suggestion: Path) -> Path | None:
+    """Where to write the model (a ``.tflite`` path), or ``None`` when cancelled."""
+    name, _ = QFileDialog.getSaveFileName(
+        parent, "Save model", str(suggestion), "TFLite model (*.tflite)"
+    )
+    if not name:
+        return None
+    path = Path(name)
+    return path if path.suffix == ".tflite" else path.with_suffix(".tflite")
+
+
+def inform(parent: QWidget | None, title: str, text: str) -> None:
+    """A message the operator has to acknowledge."""
+    dialog = _Dialog(parent, title)
+    body = QLabel(text)
+    body.setWordWrap(True)
+    dialog.layout_.insertWidget(1, body)
+    dialog.buttons.addStretch(1)
+    ok = QPushButton("OK")
+    ok.setObjectName("PrimaryDialogButton")
+    ok.setMinimumWidth(140)
+    ok.clicked.connect(dialog.accept)
+    dialog.buttons.addWidget(ok)
+    dialog.layout_.addLayout(dialog.buttons)
+    _exec(dialog)
+    dialog.deleteLater()

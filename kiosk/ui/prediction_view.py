@@ -1,0 +1,126 @@
+"""Per-class confidence bars, repainted on every prediction.
+
+One painted widget rather than a label and a progress bar per class: a frame's
+update is a single repaint with no layout work, whatever the class count.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QRectF, QSize, Qt, Slot
+from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPaintEvent
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from kiosk.ui.style import class_color
+
+
+class PredictionView(QWidget):
+    """Confidence bars in class colours; the top class is highlighted."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("PredictionView")
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(150, 90)
+        self._names: tuple[str, ...] = ()
+        self._probabilities: tuple[float, ...] = ()
+        self._top: int | None = None
+        self._colors: tuple[int, ...] = ()
+        self._placeholder = "Train to see live predictions here"
+        self.scale = 1.0
+
+    def sizeHint(self) -> QSize:
+        return QSize(320, 200)
+
+    @Slot(object)
+    def set_prediction(self, prediction: Any) -> None:
+        """Show a ``Prediction`` (or clear with ``None``)."""
+        if prediction is None:
+            if self._probabilities:
+                self._probabilities = ()
+                self._top = None
+                self.update()
+            return
+        self._names = tuple(str(n) for n in prediction.class_names)
+        self._probabilities = tuple(float(p) for p in prediction.probabilities)
+        # Bars are in head order; colours follow the classes' store positions.
+        indices = getattr(prediction, "class_indices", None)
+        self._colors = tuple(range(len(self._names)) if indices is None else indices)
+        self._top = int(max(range(len(self._probabilities)), key=self._probabilities.__getitem__))
+        self.update()
+
+    def set_placeholder(self, text: str) -> None:
+        if text != self._placeholder:
+            self._placeholder = text
+            self.update()
+
+    @property
+    def probabilities(self) -> tuple[float, ...]:
+        return self._probabilities
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        if not self._probabilities:
+            panel = QPainterPath()
+            radius = 10 * self.scale
+            panel.addRoundedRect(QRectF(self.rect()), radius, radius)
+            painter.fillPath(panel, QColor("#1b1f25"))
+            painter.setPen(QColor("#8a93a0"))
+            font = QFont(self.font())
+            font.setPixelSize(round(16 * self.scale))
+            painter.setFont(font)
+            painter.drawText(
+                self.rect().adjusted(12, 0, -12, 0),
+                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                self._placeholder,
+            )
+            painter.end()
+            return
+        count = len(self._probabilities)
+        gap = 6 * self.scale
+        row = min(48 * self.scale, max(18.0, (self.height() - gap * (count - 1)) / count))
+        font = QFont(self.font())
+        font.setPixelSize(max(11, round(min(row * 0.5, 20 * self.scale))))
+        top = max(0.0, (self.height() - count * row - (count - 1) * gap) / 2)
+        pad = 10 * self.scale
+        for i, probability in enumerate(self._probabilities):
+            color = class_color(self._colors[i] if i < len(self._colors) else i)
+            is_top = i == self._top
+            name = self._names[i] if i < len(self._names) else f"Class {i + 1}"
+            # The bar is the whole row: name on its left, percentage on its right.
+            track = QRectF(0, top + i * (row + gap), self.width(), row)
+            radius = min(12 * self.scale, track.height() / 2.5)
+            outline = QPainterPath()
+            outline.addRoundedRect(track, radius, radius)
+            painter.fillPath(outline, QColor("#262b33"))
+            filled = QRectF(track.left(), track.top(), track.width() * probability, row)
+            fill = QColor(color)
+            if not is_top:
+                fill.setAlpha(150)
+            painter.save()
+            painter.setClipRect(filled)
+            painter.fillPath(outline, fill)
+            painter.restore()
+            font.setBold(is_top)
+            painter.setFont(font)
+            metrics = painter.fontMetrics()
+            percent = f"{100 * probability:.0f}%"
+            text_box = track.adjusted(pad, 0, -pad, 0)
+            room = text_box.width() - metrics.horizontalAdvance("100%") - pad
+            label = metrics.elidedText(name, Qt.TextElideMode.ElideRight, max(0, int(room)))
+            # Dark text where the bar is filled, light text on the empty track:
+            # readable whatever the class colour and the confidence.
+            for clip, pen in (
+                (filled, QColor("#101317")),
+                (QRectF(filled.right(), track.top(), track.width(), row), QColor("#eef1f5")),
+            ):
+                painter.save()
+                painter.setClipRect(clip)
+                painter.setPen(pen)
+                align = Qt.AlignmentFlag.AlignVCenter
+                painter.drawText(text_box, align | Qt.AlignmentFlag.AlignLeft, label)
+                painter.drawText(text_box, align | Qt.AlignmentFlag.AlignRight, percent)
+                painter.restore()
+        painter.end()

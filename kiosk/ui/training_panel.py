@@ -1,0 +1,172 @@
+"""The live training plot: loss (left axis) and accuracies (right axis, 0-100 %).
+
+The curves are created once and fed with ``setData``; the training worker already
+throttles its progress signals to about 20 a second, so every signal is drawn.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import QLabel, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
+
+from kiosk.ui.workers import TrainingCurve
+
+LOSS_COLOR = "#eef1f5"
+TRAIN_COLOR = "#4fc3f7"
+VAL_COLOR = "#81c784"
+
+
+class TrainingPlot(pg.PlotWidget):
+    """Loss and accuracy against the iteration, on two y axes."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, background="#1b1f25")
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(160, 80)
+        self.setMenuEnabled(False)
+        # Display only: never take the keyboard focus from the number keys.
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.setMouseEnabled(x=False, y=False)
+        self.hideButtons()
+        item = self.getPlotItem()
+        item.showGrid(x=False, y=True, alpha=0.15)
+        item.setLabel("bottom", "iteration")
+        item.setLabel("left", "loss")
+        item.showAxis("right")
+        item.setLabel("right", "accuracy %")
+        # A second view box for the accuracies, sharing the x axis.
+        self.accuracy_view = pg.ViewBox(enableMouse=False)
+        item.scene().addItem(self.accuracy_view)
+        item.getAxis("right").linkToView(self.accuracy_view)
+        self.accuracy_view.setXLink(item)
+        self.accuracy_view.setYRange(0, 100, padding=0.02)
+        self.accuracy_view.enableAutoRange(axis=pg.ViewBox.YAxis, enable=False)
+        item.vb.sigResized.connect(self._sync_views)
+
+        self.loss_curve = item.plot([], [], pen=pg.mkPen(LOSS_COLOR, width=2.5), name="loss")
+        self.train_curve = pg.PlotDataItem([], [], pen=pg.mkPen(TRAIN_COLOR, width=2.5))
+        self.val_curve = pg.PlotDataItem(
+            [], [], pen=pg.mkPen(VAL_COLOR, width=2.5, style=Qt.PenStyle.DashLine)
+        )
+        self.accuracy_view.addItem(self.train_curve)
+        self.accuracy_view.addItem(self.val_curve)
+        item.setXRange(0, 1, padding=0)
+        self.set_scale(1.0)
+
+    @Slot()
+    def _sync_views(self) -> None:
+        item = self.getPlotItem()
+        self.accuracy_view.setGeometry(item.vb.sceneBoundingRect())
+        self.accuracy_view.linkedViewChanged(item.vb, self.accuracy_view.XAxis)
+
+    def set_scale(self, scale: float) -> None:
+        font = QFont()
+        font.setPixelSize(round(13 * scale))
+        item = self.getPlotItem()
+        for name in ("left", "bottom", "right"):
+            axis = item.getAxis(name)
+            axis.setStyle(tickFont=font)
+            axis.setTextPen("#c9d1dc")
+            axis.setPen("#59626f")
+            axis.label.setFont(font)
+            # On a small screen the summary line's colours name the curves instead.
+            axis.showLabel(scale > 1.0)
+            # "loss (x0.001)" helps nobody at arm's length. pyqtgraph 0.14 still
+            # computes the prefix when a visible label is re-enabled, so also
+            # give it no range in which to apply one.
+            if hasattr(axis, "setSIPrefixEnableRanges"):
+                axis.setSIPrefixEnableRanges(())
+            axis.enableAutoSIPrefix(False)
+
+    def clear_curves(self, num_iter: int = 1) -> None:
+        for curve in (self.loss_curve, self.train_curve, self.val_curve):
+            curve.setData([], [])
+        self.getPlotItem().setXRange(0, max(1, num_iter), padding=0.02)
+
+    def show_curve(self, curve: TrainingCurve) -> None:
+        x = np.asarray(curve.iterations, dtype=np.float64)
+        loss = np.asarray(curve.loss, dtype=np.float64)
+        train = 100 * np.asarray(curve.train_accuracy, dtype=np.float64)
+        val = 100 * np.asarray(curve.val_accuracy, dtype=np.float64)
+        self.loss_curve.setData(x, loss, connect="finite")
+        self.train_curve.setData(x, train, connect="finite")
+        self.val_curve.setData(x, val, connect="finite")
+        last = int(x[-1]) if len(x) else 1
+        self.getPlotItem().setXRange(0, max(1, curve.num_iter, last), padding=0.02)
+
+
+class TrainingPanel(QWidget):
+    """A summary line over the plot: iteration, loss, training and validation accuracy."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("TrainingPanel")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        self.summary = QLabel()
+        self.summary.setObjectName("TrainingSummary")
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        self.summary.setWordWrap(True)
+        self.plot = TrainingPlot()
+        # Before the first training an empty chart says nothing: show what will come.
+        self.placeholder = QLabel("The training curve appears here when you press Train")
+        self.placeholder.setObjectName("PlotPlaceholder")
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setWordWrap(True)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.placeholder)
+        self.stack.addWidget(self.plot)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.stack, 1)
+        self.summary.hide()
+        self.points_shown = 0
+        self._legend(None)
+
+    def set_scale(self, scale: float) -> None:
+        self.plot.set_scale(scale)
+
+    @Slot()
+    def on_started(self, num_iter: int = 1) -> None:
+        self.points_shown = 0
+        self.plot.clear_curves(num_iter)
+        self._legend(None)
+        self.summary.show()
+        self.stack.setCurrentWidget(self.plot)
+
+    @Slot(object)
+    def on_progress(self, curve: TrainingCurve) -> None:
+        self.plot.show_curve(curve)
+        self.points_shown = len(curve.iterations)
+        self._legend(curve)
+
+    def _legend(self, curve: TrainingCurve | None) -> None:
+        def pct(value: float) -> str:
+            return "–" if value is None or math.isnan(value) else f"{100 * value:.0f}%"
+
+        if curve is None or curve.last is None:
+            it, loss, train, val = "–", "–", "–", "–"
+        else:
+            i, loss_value, train_value, val_value = curve.last
+            it = f"{i}/{curve.num_iter}" if curve.num_iter else str(i)
+            loss = "–" if math.isnan(loss_value) else f"{loss_value:.3f}"
+            train, val = pct(train_value), pct(val_value)
+        # &nbsp; inside an item, plain spaces between items: a narrow panel wraps
+        # between "loss …" and "train …", never inside one.
+        items = (
+            ("#c9d1dc", "", it),
+            (LOSS_COLOR, "━&nbsp;loss", loss),
+            (TRAIN_COLOR, "━&nbsp;train", train),
+            (VAL_COLOR, "┅&nbsp;val", val),
+        )
+        self.summary.setText(
+            " &nbsp; ".join(
+                f"<span style='color:{color}'>{name}{'&nbsp;' if name else ''}<b>{value}</b></span>"
+                for color, name, value in items
+            )
+        )

@@ -1,0 +1,275 @@
+"""The live picture, with the prediction drawn over it.
+
+The view pulls the grabber's newest frame on its own timer (60 Hz), so the
+picture keeps moving whatever the embedding, training or saving threads are
+doing. The prediction overlay comes from the controller's ``predictionChanged``.
+When the source fails, a message with the source's name and a Retry button
+covers the picture.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QRect, QRectF, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPaintEvent, QPen
+from PySide6.QtWidgets import QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+
+from kiosk.ui.style import class_color
+
+# How often the view looks for a new frame: twice a 30 fps camera's rate, so
+# timer jitter never makes it skip a frame (a look that finds none costs nothing).
+POLL_HZ = 60
+# How long the frame glows in a class's colour after a sample was stored.
+FLASH_S = 0.18
+
+
+def to_qimage(frame: np.ndarray) -> QImage:
+    """(H, W, 3) uint8 RGB -> QImage sharing the array's memory (keep the array alive)."""
+    frame = np.ascontiguousarray(frame)
+    height, width, _ = frame.shape
+    return QImage(frame.data, width, height, 3 * width, QImage.Format.Format_RGB888)
+
+
+class SourceOverlay(QWidget):
+    """The "no picture" card: what failed, on which source, and a Retry button."""
+
+    retry = Signal()
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setObjectName("SourceOverlay")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 12, 16, 12)
+        layout.setSpacing(8)
+        self.title = QLabel("No picture")
+        self.title.setObjectName("OverlayTitle")
+        self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.title.setWordWrap(True)
+        self.text = QLabel()
+        self.text.setWordWrap(True)
+        self.text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint = QLabel(
+            "Check the cable and press Retry (kiosk also retries by itself), "
+            "or start kiosk with --source demo or a video file."
+        )
+        self.hint.setObjectName("OverlayHint")
+        self.hint.setWordWrap(True)
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.button = QPushButton("Retry")
+        self.button.setObjectName("RetryButton")
+        self.button.setMinimumWidth(160)
+        self.button.clicked.connect(self.retry)
+        layout.addWidget(self.title)
+        layout.addWidget(self.text)
+        layout.addWidget(self.hint)
+        layout.addWidget(self.button, 0, Qt.AlignmentFlag.AlignHCenter)
+
+    def show_error(self, source: str, message: str) -> None:
+        self.title.setText(f"No picture from {source}")
+        self.text.setText(message)
+        self.show()
+        self.raise_()
+
+
+class VideoView(QWidget):
+    """Draws the newest frame letterboxed, the top prediction, and capture flashes."""
+
+    retryRequested = Signal()
+
+    def __init__(self, grabber: Any, source_name: str, parent: QWidget | None = None) -> None:
+        """
+        Args:
+            grabber: anything with ``latest() -> (frame_id, (H, W, 3) uint8) | None``.
+            source_name: how to call the source in messages ("camera 0", "demo").
+        """
+        super().__init__(parent)
+        self.setObjectName("VideoView")
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(240, 160)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
+        self._grabber = grabber
+        self._source_name = source_name
+        self._frame: np.ndarray | None = None
+        self._image: QImage | None = None
+        self._frame_id: Any = None
+        self._prediction: Any = None
+        self._stale = False
+        self._error: str | None = None
+        self._flash_color: QColor | None = None
+        self._flash_until = 0.0
+        self._capture_label: str | None = None
+        self.frames_shown = 0
+        self.scale = 1.0
+
+        self.overlay = SourceOverlay(self)
+        self.overlay.hide()
+        self.overlay.retry.connect(self.retryRequested)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(round(1000 / POLL_HZ))
+        self._timer.timeout.connect(self.pull)
+        self._timer.start()
+
+    # ------------------------------------------------------------------ inputs
+    @Slot()
+    def pull(self) -> None:
+        """Take the grabber's newest frame if it is new, and repaint."""
+        latest = self._grabber.latest()
+        if latest is not None and latest[0] != self._frame_id:
+            self._frame_id, frame = latest
+            self._frame = np.ascontiguousarray(frame)
+            self._image = to_qimage(self._frame)
+            self.frames_shown += 1
+            self.update()
+        elif self._flash_color is not None and time.monotonic() > self._flash_until:
+            self._flash_color = None
+            self.update()
+
+    @Slot(object)
+    def set_prediction(self, prediction: Any) -> None:
+        self._prediction = prediction
+
+    def set_stale(self, stale: bool) -> None:
+        self._stale = stale
+
+    def set_capturing(self, label: str | None) -> None:
+        """Show "Recording <label>" while a capture button is held (``None`` hides it)."""
+        self._capture_label = label
+        self.update()
+
+    @Slot(int)
+    def flash(self, class_index: int) -> None:
+        """Glow in the class colour: a sample of that class was just stored."""
+        self._flash_color = class_color(class_index)
+        self._flash_until = time.monotonic() + FLASH_S
+        self.update()
+
+    @Slot(object)
+    def set_source_error(self, error: str | None) -> None:
+        self._error = error
+        if error is None:
+            self.overlay.hide()
+        else:
+            self.overlay.show_error(self._source_name, error)
+            self._place_overlay()
+        self.update()
+
+    @property
+    def has_frame(self) -> bool:
+        return self._image is not None
+
+    # ----------------------------------------------------------------- drawing
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._place_overlay()
+
+    def _place_overlay(self) -> None:
+        width = max(200, min(self.width() - 16, max(360, int(self.width() * 0.7))))
+        room = self.height() - 16
+
+        def needed() -> int:
+            by_width = self.overlay.heightForWidth(width)
+            return by_width if by_width > 0 else self.overlay.sizeHint().height()
+
+        # On a small screen the advice goes first: the error and Retry must fit.
+        self.overlay.hint.setVisible(True)
+        if needed() > room:
+            self.overlay.hint.setVisible(False)
+        height = min(room, needed())
+        self.overlay.setGeometry(
+            (self.width() - width) // 2, (self.height() - height) // 2, width, height
+        )
+
+    def image_rect(self) -> QRect:
+        """Where the frame is drawn: as large as fits, aspect kept, centred."""
+        if self._image is None:
+            return self.rect()
+        img_w, img_h = self._image.width(), self._image.height()
+        scale = min(self.width() / img_w, self.height() / img_h)
+        w, h = round(img_w * scale), round(img_h * scale)
+        return QRect((self.width() - w) // 2, (self.height() - h) // 2, w, h)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor("#0b0d10"))
+        if self._image is None:
+            if self._error is None:
+                self._draw_center_text(painter, f"Starting {self._source_name}…")
+            painter.end()
+            return
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        target = self.image_rect()
+        painter.drawImage(target, self._image)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        if self._flash_color is not None and time.monotonic() <= self._flash_until:
+            pen = QPen(self._flash_color, max(6, round(8 * self.scale)))
+            painter.setPen(pen)
+            painter.drawRect(target.adjusted(3, 3, -4, -4))
+        if self._error is None:
+            self._draw_prediction(painter, target)
+            self._draw_capture_badge(painter, target)
+        painter.end()
+
+    def _font(self, px: float, bold: bool = True) -> QFont:
+        font = QFont(self.font())
+        font.setPixelSize(max(10, round(px)))
+        font.setBold(bold)
+        return font
+
+    def _draw_center_text(self, painter: QPainter, text: str) -> None:
+        painter.setPen(QColor("#8a93a0"))
+        painter.setFont(self._font(22 * self.scale, bold=False))
+        painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, text)
+
+    def _draw_prediction(self, painter: QPainter, target: QRect) -> None:
+        prediction = self._prediction
+        if prediction is None:
+            return
+        index = int(prediction.class_index)
+        name = str(prediction.class_name)
+        confidence = float(prediction.confidence)
+        color = class_color(index)
+        # A banner along the top of the picture: big name, confidence beside it.
+        height = max(48, round(min(target.height() * 0.16, 72 * self.scale)))
+        band = QRectF(target.left(), target.top(), target.width(), height)
+        painter.fillRect(band, QColor(11, 13, 16, 200))
+        # A confidence meter along the banner's bottom edge in the class colour.
+        meter = QRectF(band.left(), band.bottom() - 6, band.width() * confidence, 6)
+        painter.fillRect(meter, color)
+        swatch = QRectF(band.left() + 14, band.top() + height * 0.25, height * 0.5, height * 0.5)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(color)
+        painter.drawEllipse(swatch)
+        painter.setFont(self._font(height * 0.5))
+        text_rect = band.adjusted(swatch.right() - band.left() + 12, 0, -14, -6)
+        percent = f"{100 * confidence:.0f}%"
+        room = text_rect.width() - painter.fontMetrics().horizontalAdvance(percent) - 16
+        label = name if not self._stale else f"{name} (retrain)"
+        label = painter.fontMetrics().elidedText(label, Qt.TextElideMode.ElideRight, int(room))
+        painter.setPen(QColor("#ffffff"))
+        painter.drawText(
+            text_rect, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, label
+        )
+        painter.setPen(color)
+        painter.drawText(
+            text_rect, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, percent
+        )
+
+    def _draw_capture_badge(self, painter: QPainter, target: QRect) -> None:
+        if self._capture_label is None:
+            return
+        font = self._font(18 * self.scale)
+        painter.setFont(font)
+        text = f"●  Recording {self._capture_label}"
+        width = painter.fontMetrics().horizontalAdvance(text) + 32
+        height = painter.fontMetrics().height() + 16
+        box = QRectF(target.left() + 12, target.bottom() - height - 12, width, height)
+        path = QPainterPath()
+        path.addRoundedRect(box, height / 2, height / 2)
+        painter.fillPath(path, QColor(179, 55, 47, 230))
+        painter.setPen(QColor("#ffffff"))
+        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)

@@ -1,0 +1,119 @@
+"""Fixtures for the Qt layer: a real extractor, a kiosk factory, a GUI heartbeat."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QAbstractButton, QWidget
+
+from kiosk.ui.app import Kiosk, build
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def extractor(cpu_extractor_path: Path):
+    """The real MobileNet v1 extractor on the CPU, 2 threads (shared: it locks itself)."""
+    from kiosk.embedding import EmbeddingExtractor
+
+    return EmbeddingExtractor(cpu_extractor_path, num_threads=2)
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    """test-artifacts/ at the repository root (gitignored): screenshots to look at."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture
+def make_kiosk(qtbot, extractor, tmp_path) -> Iterator[Callable[..., Kiosk]]:
+    """Build (and by default start) a kiosk; every one is shut down after the test."""
+    from kiosk.vision.sources import DemoSource
+
+    made: list[Kiosk] = []
+
+    def make(
+        source=None,
+        *,
+        output: Path | None = None,
+        fullscreen: bool = False,
+        config=None,
+        start: bool = True,
+        size: tuple[int, int] | None = (1280, 800),
+    ) -> Kiosk:
+        kiosk = build(
+            extractor,
+            source if source is not None else DemoSource(),
+            output=output if output is not None else tmp_path / "out" / "model.tflite",
+            fullscreen=fullscreen,
+            training_config=config,
+        )
+        qtbot.addWidget(kiosk.window)
+        made.append(kiosk)
+        if start:
+            kiosk.controller.start()
+        if size is not None:
+            kiosk.window.resize(*size)
+            kiosk.window.show()
+            qtbot.waitExposed(kiosk.window)
+        return kiosk
+
+    yield make
+    for kiosk in made:
+        kiosk.controller.shutdown()
+
+
+class Heartbeat:
+    """A 10 ms QTimer on the GUI thread; ``max_gap`` is the longest stall seen (s)."""
+
+    def __init__(self, interval_ms: int = 10) -> None:
+        self.timer = QTimer()
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._tick)
+        self.ticks: list[float] = []
+
+    def start(self) -> None:
+        self.ticks = [time.perf_counter()]
+        self.timer.start()
+
+    def stop(self) -> None:
+        self.timer.stop()
+        self.ticks.append(time.perf_counter())
+
+    def _tick(self) -> None:
+        self.ticks.append(time.perf_counter())
+
+    @property
+    def max_gap(self) -> float:
+        gaps = [b - a for a, b in zip(self.ticks, self.ticks[1:], strict=False)]
+        return max(gaps, default=0.0)
+
+
+@pytest.fixture
+def heartbeat() -> Iterator[Heartbeat]:
+    beat = Heartbeat()
+    yield beat
+    beat.timer.stop()
+
+
+def visible_buttons(root: QWidget) -> list[QAbstractButton]:
+    """Every button a finger could try to hit right now."""
+    return [b for b in root.findChildren(QAbstractButton) if b.isVisibleTo(root)]
+
+
+def wait_for_new_frames(qtbot, grabber, count: int = 2, timeout: int = 5000) -> None:
+    """Wait until the grabber has produced ``count`` frames after now."""
+    latest = grabber.latest()
+    start = latest[0] if latest is not None else 0
+
+    def arrived() -> None:
+        now = grabber.latest()
+        assert now is not None and now[0] >= start + count
+
+    qtbot.waitUntil(arrived, timeout=timeout)
