@@ -22,7 +22,13 @@ from kiosk.atomic import atomic_write, staged_writes
 from kiosk.cli.common import ProgressBar, UserError, fail
 from kiosk.dataset import read_rgb, scan_image_folder, stratified_split
 from kiosk.embedding import EmbeddingExtractor
-from kiosk.learn import DEFAULT_TRAINING, SoftmaxRegression, TrainingProgress
+from kiosk.learn import (
+    DEFAULT_TRAINING,
+    PYCORAL_TRAINING,
+    SoftmaxRegression,
+    TrainingConfig,
+    TrainingProgress,
+)
 from kiosk.models import ModelError, resolve_model
 from kiosk.session import format_labels
 from kiosk.vision.runtime import load_interpreter
@@ -42,18 +48,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="extractor .tflite or model name (default: the installed default extractor)",
     )
     parser.add_argument("--output-dir", type=Path, default=Path("."), help="default: .")
-    d = DEFAULT_TRAINING
-    parser.add_argument("--num-iter", type=int, default=d.num_iter, help=f"default {d.num_iter}")
     parser.add_argument(
-        "--learning-rate", type=float, default=d.learning_rate, help=f"default {d.learning_rate}"
+        "--optimizer",
+        choices=("lbfgs", "sgd"),
+        default="lbfgs",
+        help="lbfgs: the tuned default that converges without flags; sgd: pycoral's "
+        "train_with_sgd, whose defaults become lr 0.01, 500 iterations, batch 100",
     )
-    parser.add_argument(
-        "--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}"
-    )
-    parser.add_argument(
-        "--weight-scale", type=float, default=d.weight_scale, help=f"default {d.weight_scale}"
-    )
-    parser.add_argument("--reg", type=float, default=d.reg, help=f"default {d.reg}")
+    tuned, sgd = DEFAULT_TRAINING, PYCORAL_TRAINING
+    for flag, field, kind in (
+        ("--num-iter", "num_iter", int),
+        ("--learning-rate", "learning_rate", float),
+        ("--batch-size", "batch_size", int),
+        ("--weight-scale", "weight_scale", float),
+        ("--reg", "reg", float),
+    ):
+        parser.add_argument(
+            flag,
+            type=kind,
+            default=None,
+            help=f"default {getattr(tuned, field)} (sgd: {getattr(sgd, field)})",
+        )
     parser.add_argument("--val-fraction", type=float, default=0.1, help="default 0.1")
     parser.add_argument("--test-fraction", type=float, default=0.1, help="default 0.1")
     parser.add_argument("--seed", type=int, default=0, help="default 0")
@@ -174,13 +189,16 @@ def run(args: argparse.Namespace) -> dict:
     return metrics
 
 
-def _training_config(args: argparse.Namespace):
+_TRAINING_FLAGS = ("num_iter", "learning_rate", "batch_size", "weight_scale", "reg")
+
+
+def _training_config(args: argparse.Namespace) -> TrainingConfig:
     checks = [
-        (args.num_iter >= 1, "--num-iter must be at least 1"),
-        (args.learning_rate > 0, "--learning-rate must be positive"),
-        (args.batch_size >= 1, "--batch-size must be at least 1"),
-        (args.weight_scale >= 0, "--weight-scale must not be negative"),
-        (args.reg >= 0, "--reg must not be negative"),
+        (args.num_iter is None or args.num_iter >= 1, "--num-iter must be at least 1"),
+        (args.learning_rate is None or args.learning_rate > 0, "--learning-rate must be positive"),
+        (args.batch_size is None or args.batch_size >= 1, "--batch-size must be at least 1"),
+        (args.weight_scale is None or args.weight_scale >= 0, "--weight-scale must be >= 0"),
+        (args.reg is None or args.reg >= 0, "--reg must not be negative"),
         (0 <= args.val_fraction < 1, "--val-fraction must be in [0, 1)"),
         (0 <= args.test_fraction < 1, "--test-fraction must be in [0, 1)"),
         (
@@ -192,13 +210,10 @@ def _training_config(args: argparse.Namespace):
     for ok, message in checks:
         if not ok:
             raise UserError(message)
+    base = PYCORAL_TRAINING if args.optimizer == "sgd" else DEFAULT_TRAINING
+    given = {field: getattr(args, field) for field in _TRAINING_FLAGS}
     return dataclasses.replace(
-        DEFAULT_TRAINING,
-        num_iter=args.num_iter,
-        learning_rate=args.learning_rate,
-        batch_size=args.batch_size,
-        weight_scale=args.weight_scale,
-        reg=args.reg,
+        base, **{field: value for field, value in given.items() if value is not None}
     )
 
 
