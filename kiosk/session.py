@@ -27,7 +27,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -383,7 +383,9 @@ class TeachingSession:
         names = self.store.class_names
         labels = format_labels([names[i] for i in indices]).encode("utf-8")
         try:
-            model_bytes = head.model.serialize_model(self.extractor.model_path)
+            model_bytes = head.model.serialize_model(
+                self.extractor.model_path, metadata=self._model_metadata(head, indices)
+            )
         except Exception as error:
             raise SaveError(f"The model could not be built: {error}") from error
         try:
@@ -399,6 +401,31 @@ class TeachingSession:
             seconds=time.perf_counter() - started,
             note=note,
         )
+
+    def _model_metadata(self, head: TrainedHead, indices: tuple[int, ...]) -> dict:
+        """What the saved model says about itself (schema in ``kiosk.learn.metadata``)."""
+        names = self.store.class_names
+        result = head.result
+        return {
+            "class_names": [names[i] for i in indices],
+            # Samples each class was trained on (train + validation), in output order.
+            "sample_counts": [len(ids) for ids in head.sample_ids],
+            # The session's settings; a run given its own config via train(config=...)
+            # records the optimizer and iterations it actually used under "metrics".
+            "training": {**asdict(self.config), "seed": self.seed, "tool": "kiosk"},
+            "metrics": {
+                "optimizer": result.optimizer,
+                "iterations": int(result.iterations),
+                "train_accuracy": float(result.train_accuracy),
+                "val_accuracy": (
+                    None if result.val_accuracy is None else float(result.val_accuracy)
+                ),
+            },
+            "extractor": self.extractor.model_path.name,
+            # Duck-typed extractors (tests, wrappers) may not carry a digest.
+            "extractor_sha256": getattr(self.extractor, "sha256", None),
+            "feature_dim": int(head.model.weights.shape[0]),
+        }
 
     def _check_saved(
         self, path: Path, model_bytes: bytes, head: TrainedHead

@@ -355,10 +355,10 @@ def test_failed_saves_keep_earlier_files_and_leave_no_temporaries(
     # The head cannot be serialized, or serializes to something that does not load.
     head_model = trained.head.model
     with monkeypatch.context() as patch:
-        patch.setattr(head_model, "serialize_model", lambda path: 1 / 0)
+        patch.setattr(head_model, "serialize_model", lambda path, **_: 1 / 0)
         with pytest.raises(SaveError, match="could not be built"):
             trained.save(model)
-        patch.setattr(head_model, "serialize_model", lambda path: b"\0\0\0\0TFL3 broken")
+        patch.setattr(head_model, "serialize_model", lambda path, **_: b"\0\0\0\0TFL3 broken")
         with pytest.raises(SaveError, match="does not load"):
             trained.save(model)
     assert unchanged()

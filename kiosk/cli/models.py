@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from kiosk import models
 from kiosk.cli.common import ProgressBar, fail
+from kiosk.learn.metadata import read_metadata
 
 PROGRAM = "kiosk-models"
 
@@ -32,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("--source", help="local folder or base URL to fetch from")
     get.add_argument("--dir", type=Path, help="where to install (default: the user data folder)")
     commands.add_parser("where", help="print the extractor that `kiosk` would use by default")
+    info = commands.add_parser(
+        "info", help="show the labels and training facts stored inside a saved model"
+    )
+    info.add_argument("model", type=Path, help="a .tflite saved by kiosk or kiosk-train")
+    info.add_argument("--json", action="store_true", help="print the raw metadata as JSON")
     return parser
 
 
@@ -43,9 +50,37 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "where":
             print(models.resolve_model())
             return 0
+        if args.command == "info":
+            return _info(args.model, as_json=args.json)
         return _fetch(args)
-    except models.ModelError as error:
-        return fail(PROGRAM, str(error))
+    except (models.ModelError, ValueError) as error:
+        return fail(PROGRAM, " ".join(str(error).split()))
+
+
+def _info(path: Path, *, as_json: bool) -> int:
+    """Prints a saved model's "kiosk_head" metadata; exit 1 when it has none."""
+    info = read_metadata(path)
+    if info is None:
+        print(f"{path}: no kiosk metadata (not saved by kiosk, or saved before it was added)")
+        return 1
+    if as_json:
+        print(json.dumps(info, indent=2, ensure_ascii=False))
+        return 0
+    names = info.get("class_names") or []
+    counts = info.get("sample_counts") or []
+    print(f"{path}: kiosk metadata schema {info.get('schema')}")
+    for key in ("created", "kiosk_version", "extractor", "extractor_sha256", "feature_dim"):
+        if key in info:
+            print(f"  {key}: {info[key]}")
+    print(f"  classes ({len(names)}):")
+    for i, name in enumerate(names):
+        count = f"  {counts[i]} samples" if i < len(counts) else ""
+        print(f"    {i} {name}{count}")
+    for section in ("metrics", "training"):
+        values = info.get(section)
+        if isinstance(values, dict) and values:
+            print(f"  {section}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+    return 0
 
 
 def _list(folder: Path) -> int:

@@ -28,6 +28,7 @@ from kiosk.learn import (
     SoftmaxRegression,
     TrainingConfig,
     TrainingProgress,
+    TrainingResult,
 )
 from kiosk.models import ModelError, resolve_model
 from kiosk.session import format_labels
@@ -138,7 +139,12 @@ def run(args: argparse.Namespace) -> dict:
         raise UserError("training diverged (loss became NaN); lower --learning-rate")
 
     started = time.perf_counter()
-    model_bytes = model.serialize_model(extractor.model_path)
+    model_bytes = model.serialize_model(
+        extractor.model_path,
+        metadata=_model_metadata(
+            dataset.class_names, labels[train], config, result, extractor, args.seed
+        ),
+    )
     serialize_seconds = time.perf_counter() - started
     suffix = "_edgetpu" if extractor.on_edgetpu else ""
     output = args.output_dir / f"retrained_model{suffix}.tflite"
@@ -187,6 +193,35 @@ def run(args: argparse.Namespace) -> dict:
     }
     _print_summary(metrics)
     return metrics
+
+
+def _model_metadata(
+    class_names: list[str],
+    train_labels: np.ndarray,
+    config: TrainingConfig,
+    result: TrainingResult,
+    extractor: EmbeddingExtractor,
+    seed: int,
+) -> dict:
+    """What the saved model says about itself (schema in ``kiosk.learn.metadata``).
+
+    Test metrics need the saved model, so only training-time metrics are stored.
+    """
+    counts = np.bincount(train_labels, minlength=len(class_names))
+    val = result.val_accuracy
+    return {
+        "class_names": list(class_names),
+        "sample_counts": [int(c) for c in counts],
+        "training": {**dataclasses.asdict(config), "seed": seed, "tool": PROGRAM},
+        "metrics": {
+            "train_accuracy": float(result.train_accuracy),
+            "val_accuracy": None if val is None else float(val),
+            "iterations": int(result.iterations),
+        },
+        "extractor": extractor.model_path.name,
+        "extractor_sha256": extractor.sha256,
+        "feature_dim": int(extractor.feature_dim),
+    }
 
 
 _TRAINING_FLAGS = ("num_iter", "learning_rate", "batch_size", "weight_scale", "reg")

@@ -1,0 +1,78 @@
+"""``kiosk-extractor``: cut the classification head off a quantized classifier.
+
+The result is an embedding extractor for ``kiosk`` and ``kiosk-train``: the same
+network up to the feature vector that fed the classifier's logits layer (for
+MobileNet v2, the pooled 1280-d tensor), as a new, smaller .tflite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from kiosk.atomic import atomic_write
+from kiosk.cli.common import fail
+from kiosk.learn import tflite_head
+from kiosk.learn.surgery import cut_classifier_head
+
+PROGRAM = "kiosk-extractor"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM,
+        description="Turn a uint8 quantized image classifier (.tflite) into an embedding "
+        "extractor by removing its logits layer and the ops after it.",
+    )
+    parser.add_argument("classifier", type=Path, help="the classifier .tflite (CPU build)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="where to write the extractor (default: <input stem>_embedding_extractor.tflite "
+        "beside the input)",
+    )
+    return parser
+
+
+def default_output(classifier: Path) -> Path:
+    """``<stem>_embedding_extractor.tflite`` in the classifier's folder."""
+    return classifier.with_name(f"{classifier.stem}_embedding_extractor.tflite")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    output = args.output or default_output(args.classifier)
+    try:
+        model = tflite_head.read_model_bytes(args.classifier)
+        if output.resolve() == args.classifier.resolve():
+            raise ValueError("the output would overwrite the classifier; choose another -o")
+        started = time.perf_counter()
+        result = cut_classifier_head(model)
+        seconds = time.perf_counter() - started
+        atomic_write(output, result.model)
+    except ValueError as error:
+        return fail(PROGRAM, " ".join(str(error).split()))
+    except OSError as error:
+        return fail(PROGRAM, f"cannot write {output}: {error.strerror or error}")
+    print(f"feature tensor: {result.feature_name} {list(result.feature_shape)} uint8")
+    print(f"removed ops: {', '.join(result.removed_ops)}")
+    print(
+        f"removed {result.removed_tensors} tensors and {result.removed_buffers} buffers"
+        + (
+            f"; dropped metadata {', '.join(result.dropped_metadata)}"
+            if result.dropped_metadata
+            else ""
+        )
+    )
+    print(
+        f"wrote {output} ({len(result.model):,} bytes, was {len(model):,}) "
+        f"in {seconds * 1000:.0f} ms"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""Labels and training facts stored inside a saved .tflite ("kiosk_head" metadata).
+
+A model saved by kiosk carries a TFLite ``Metadata`` entry named ``kiosk_head`` whose
+buffer holds one UTF-8 JSON object, so the file describes itself even without the
+labels.txt written beside it. The interpreter ignores metadata: outputs are
+unchanged. Other metadata entries (e.g. ``min_runtime_version``) are kept.
+
+Schema 1 (every key but ``schema`` is optional; readers must ignore unknown keys):
+
+    schema            int, 1
+    kiosk_version     str, the kiosk that wrote it (filled in when absent)
+    created           str, ISO 8601 UTC time of writing (filled in when absent)
+    class_names       list[str], C names in the order of the model's output
+    num_classes       int, C (filled in from class_names when absent)
+    sample_counts     list[int], C training samples per class, in output order
+    training          dict, training settings (num_iter, learning_rate, batch_size, ...)
+    metrics           dict, e.g. train/val/test accuracy (floats in 0..1 or null)
+    extractor         str, the extractor's file name
+    extractor_sha256  str, hex sha256 of the extractor's .tflite bytes
+    feature_dim       int, D, the embedding length
+
+Values must be JSON-serializable; numpy scalars and arrays are converted.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kiosk.learn import tflite_head
+from kiosk.learn.tflite_head import _schema
+
+__all__ = ["METADATA_NAME", "SCHEMA_VERSION", "embed_metadata", "read_metadata"]
+
+METADATA_NAME = "kiosk_head"
+SCHEMA_VERSION = 1
+# A label list and a few settings take a few kB; this stops a runaway dict (or a
+# corrupt file's declared length) from bloating a model.
+_MAX_JSON_BYTES = 16 * 2**20
+
+
+def embed_metadata(model: bytes, info: dict[str, Any]) -> bytes:
+    """Returns ``model`` with ``info`` stored as its "kiosk_head" metadata.
+
+    An existing "kiosk_head" entry is replaced, not duplicated; other entries,
+    buffers, tensors and ops are written back unchanged.
+
+    Args:
+        model: a .tflite's bytes.
+        info: the facts to store (see the module docstring for the keys).
+
+    Raises:
+        ValueError: ``model`` is not a TFLite model, or ``info`` is not a dict of
+            JSON-serializable values.
+    """
+    payload = _encode(info)
+    model_t = tflite_head._parse_model(model)
+    if not model_t.subgraphs:
+        raise ValueError("not a usable TFLite model: it has no graph")
+    if model_t.buffers is None:
+        model_t.buffers = []
+    if model_t.metadata is None:
+        model_t.metadata = []
+    data = np.frombuffer(payload, np.uint8).copy()
+    ours = [m for m in model_t.metadata if _entry_name(m) == METADATA_NAME]
+    shared = _buffers_used_elsewhere(model_t, ours)
+    if (
+        ours
+        and int(ours[0].buffer) not in shared
+        and 0 < int(ours[0].buffer) < len(model_t.buffers)
+    ):
+        # Reuse our own buffer so repeated saves do not leave orphans behind.
+        model_t.buffers[int(ours[0].buffer)] = _schema.BufferT(data=data)
+    else:
+        model_t.buffers.append(_schema.BufferT(data=data))
+        entry = _schema.MetadataT()
+        entry.name = METADATA_NAME
+        entry.buffer = len(model_t.buffers) - 1
+        ours = [entry, *ours]
+        model_t.metadata.append(entry)
+    # Any further copies (from another writer) go; their buffers are emptied, not
+    # removed, so no other index moves.
+    for extra in ours[1:]:
+        model_t.metadata.remove(extra)
+        if int(extra.buffer) not in shared and 0 < int(extra.buffer) < len(model_t.buffers):
+            model_t.buffers[int(extra.buffer)] = _schema.BufferT()
+    tflite_head._align_buffers(model_t)
+    return tflite_head._serialize(model_t, len(model) + len(payload))
+
+
+def read_metadata(model: bytes | str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The "kiosk_head" metadata of a model, or None if it has none.
+
+    Args:
+        model: a .tflite's bytes or its path.
+
+    Raises:
+        ValueError: the file cannot be read or is not a TFLite model, or the entry
+            is not a JSON object.
+    """
+    data = (
+        tflite_head.read_model_bytes(model)
+        if isinstance(model, (str, os.PathLike))
+        else tflite_head._as_bytes(model)
+    )
+    if len(data) < 8 or data[4:8] != tflite_head.FILE_IDENTIFIER:
+        raise ValueError("not a valid TFLite model")
+    try:
+        raw = _find_payload(data)
+    except tflite_head._PARSE_ERRORS as exc:
+        raise ValueError(f"not a valid TFLite model: the flatbuffer is corrupt ({exc})") from exc
+    if raw is None:
+        return None
+    try:
+        info = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"the {METADATA_NAME} metadata is not valid JSON: {exc}") from exc
+    if not isinstance(info, dict):
+        raise ValueError(f"the {METADATA_NAME} metadata is not a JSON object")
+    return info
+
+
+def _find_payload(data: bytes) -> bytes | None:
+    """Reads the entry straight from the flatbuffer: no unpacking of the whole model."""
+    root = _schema.Model.GetRootAs(data, 0)
+    for i in range(root.MetadataLength()):
+        entry = root.Metadata(i)
+        if entry is None or entry.Name() is None:
+            continue
+        if entry.Name().decode("utf-8", "replace") != METADATA_NAME:
+            continue
+        index = entry.Buffer()
+        if not 0 <= index < root.BuffersLength():
+            raise ValueError(f"the {METADATA_NAME} metadata points at a missing buffer")
+        buffer = root.Buffers(index)
+        length = buffer.DataLength() if buffer is not None else 0
+        if length > min(len(data), _MAX_JSON_BYTES):
+            raise ValueError(f"the {METADATA_NAME} metadata declares {length} bytes")
+        return buffer.DataAsNumpy().tobytes() if length else b""
+    return None
+
+
+def _encode(info: dict[str, Any]) -> bytes:
+    if not isinstance(info, dict):
+        raise ValueError(f"metadata must be a dict, got {type(info).__name__}")
+    from kiosk import __version__  # late: kiosk/__init__ stays import-light
+
+    full: dict[str, Any] = {"schema": SCHEMA_VERSION, **info}
+    full["schema"] = SCHEMA_VERSION
+    full.setdefault("kiosk_version", __version__)
+    full.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    names = full.get("class_names")
+    if names is not None:
+        names = [str(n) for n in names]
+        full["class_names"] = names
+        full.setdefault("num_classes", len(names))
+    try:
+        text = json.dumps(full, ensure_ascii=False, default=_to_json, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"metadata is not JSON-serializable: {exc}") from exc
+    payload = text.encode("utf-8")
+    if len(payload) > _MAX_JSON_BYTES:
+        raise ValueError(f"metadata is {len(payload)} bytes; the limit is {_MAX_JSON_BYTES}")
+    return payload
+
+
+def _to_json(value: Any) -> Any:
+    """json.dumps fallback for numpy values and paths."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (tuple, set, frozenset)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
+
+
+def _entry_name(entry: _schema.MetadataT) -> str:
+    name = entry.name
+    return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name or "")
+
+
+def _buffers_used_elsewhere(model_t: _schema.ModelT, ours: list[_schema.MetadataT]) -> set[int]:
+    """Buffers referenced by tensors or by metadata entries that are not ours."""
+    used: set[int] = set()
+    for subgraph in model_t.subgraphs or []:
+        used.update(int(t.buffer) for t in subgraph.tensors or [])
+    used.update(int(m.buffer) for m in model_t.metadata or [] if all(m is not o for o in ours))
+    used.update(int(b) for b in model_t.metadataBuffer or [])
+    return used
