@@ -9,19 +9,23 @@ opens and says so over the picture, with a Retry button.
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kiosk import __version__
+from kiosk import __version__, config
+from kiosk.pin import check_pin_format, hash_pin
 
 EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``kiosk`` flags. Settings flags default to "not given" so the config file shows."""
     parser = argparse.ArgumentParser(
         prog="kiosk",
         description=(
@@ -30,8 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "Keys: 1-9 capture into class 1-9 (hold for a burst), Ctrl+T train, "
-            "Esc cancel training, Ctrl+Z undo, Ctrl+S save, F11 full screen, Ctrl+Q quit."
+            "Esc cancel training, Ctrl+Z undo, Ctrl+S save, F11 full screen, Ctrl+Q quit. "
+            "Settings come from the config file, then KIOSK_<KEY> variables, then flags."
         ),
+        argument_default=argparse.SUPPRESS,
+    )
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=None,
+        help=f"settings file (default: ${config.CONFIG_ENV}, then {config.default_config_path()})",
     )
     parser.add_argument(
         "--model",
@@ -41,7 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--source",
-        default="0",
         metavar="SOURCE",
         help="camera number, video file, folder of images, or 'demo' (default: 0)",
     )
@@ -53,24 +64,76 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--fullscreen",
-        action="store_true",
-        help="kiosk mode: frameless full screen; Esc does not quit, Ctrl+Q does",
+        action=argparse.BooleanOptionalAction,
+        help="kiosk mode: frameless full screen; Esc does not quit, Ctrl+Q does, and the "
+        "operator PIN (if set) guards deleting, settings, Save as and quitting",
     )
     parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        metavar="N",
-        help="CPU threads for the extractor (default: all cores)",
+        "--threads", type=int, metavar="N", help="CPU threads for the extractor (default: all)"
+    )
+    parser.add_argument(
+        "--burst-hz",
+        dest="burst_hz",
+        type=float,
+        metavar="HZ",
+        help="samples a second while a capture button is held (default: 10)",
+    )
+    training = parser.add_argument_group("training defaults")
+    for flag, dest, kind in (
+        ("--num-iter", "training_num_iter", int),
+        ("--learning-rate", "training_learning_rate", float),
+        ("--batch-size", "training_batch_size", int),
+        ("--reg", "training_reg", float),
+    ):
+        training.add_argument(flag, dest=dest, type=kind, metavar="X")
+    actions = parser.add_argument_group("instead of opening the window")
+    one = actions.add_mutually_exclusive_group()
+    one.add_argument(
+        "--print-config",
+        action="store_true",
+        default=False,
+        help="print the effective settings and where each came from, then exit",
+    )
+    one.add_argument(
+        "--set-pin",
+        action="store_true",
+        default=False,
+        help="ask for a new operator PIN (twice) and store its hash in the config file",
+    )
+    one.add_argument(
+        "--clear-pin",
+        action="store_true",
+        default=False,
+        help="remove the operator PIN from the config file (the forgotten-PIN recovery)",
     )
     parser.add_argument("--version", action="version", version=f"kiosk {__version__}")
     return parser
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+def parse_args(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> argparse.Namespace:
+    """The arguments, merged with the config file and environment.
+
+    Every setting is an attribute (``args.source``, ``args.training_num_iter``…);
+    ``args.settings`` is the ``kiosk.config.Settings`` with their origins.
+
+    Raises:
+        ConfigError: the config file, a ``KIOSK_*`` variable or a flag value is invalid.
+    """
+    environ = os.environ if environ is None else environ
     args = build_parser().parse_args(argv)
-    if args.threads is not None and args.threads < 1:
-        build_parser().error("--threads must be at least 1")
+    given = vars(args)
+    explicit = bool(args.config or environ.get(config.CONFIG_ENV))
+    settings = config.load(
+        config.config_path(args.config, environ),
+        explicit=explicit and not (args.set_pin or args.clear_pin),
+        environ=environ,
+        flags=config.flags_from_namespace(args, given.__contains__),
+    )
+    for option in config.OPTIONS:
+        setattr(args, option.dest, getattr(settings, option.dest))
+    args.settings = settings
     return args
 
 
@@ -84,6 +147,36 @@ def load_core(args: argparse.Namespace) -> tuple[Any, Any]:
     extractor = EmbeddingExtractor(model_path, num_threads=args.threads)
     source = open_source(args.source)
     return extractor, source
+
+
+def set_pin(path: Path, ask: Callable[[str], str] | None = None) -> int:
+    """``kiosk --set-pin``: ask twice, store the salted hash in ``path``; exit status."""
+    ask = ask or getpass.getpass  # looked up now, so tests can replace it
+    try:
+        first = ask("New operator PIN (4-8 digits): ")
+        problem = check_pin_format(first)
+        if problem is not None:
+            print(f"kiosk: {problem}; the PIN was not changed", file=sys.stderr)
+            return EXIT_USAGE
+        if ask("Same PIN again: ") != first:
+            print("kiosk: the two PINs differ; the PIN was not changed", file=sys.stderr)
+            return EXIT_USAGE
+    except (EOFError, KeyboardInterrupt):
+        print("\nkiosk: cancelled; the PIN was not changed", file=sys.stderr)
+        return EXIT_USAGE
+    config.set_pin_hash(path, hash_pin(first))
+    print(f"Operator PIN set in {path}")
+    return 0
+
+
+def clear_pin(path: Path) -> int:
+    """``kiosk --clear-pin``: remove the PIN hash from ``path``; exit status."""
+    if not path.is_file():
+        print(f"No config file at {path}: no PIN was set")
+        return 0
+    config.set_pin_hash(path, None)
+    print(f"Operator PIN removed from {path}")
+    return 0
 
 
 @dataclass
@@ -102,14 +195,19 @@ def build(
     fullscreen: bool = False,
     session: Any = None,
     training_config: Any = None,
+    burst_hz: float | None = None,
+    pin_hash: str | None = None,
+    unlock_seconds: float | None = None,
 ) -> Kiosk:
     """Wire a session, a grabber, the controller and the window (nothing started yet).
 
     Call ``kiosk.controller.start()`` to start the camera and vision threads, and
-    ``controller.shutdown()`` (closing the window does it) to stop them.
+    ``controller.shutdown()`` (closing the window does it) to stop them. The
+    operator lock guards anything only in kiosk mode (``fullscreen``) with a PIN.
     """
     from kiosk.session import TeachingSession
-    from kiosk.ui.controller import Controller
+    from kiosk.ui.controller import BURST_HZ, Controller
+    from kiosk.ui.lock import UNLOCK_SECONDS, OperatorLock
     from kiosk.ui.main_window import MainWindow
     from kiosk.vision.grabber import FrameGrabber
 
@@ -119,8 +217,18 @@ def build(
     while len(session.store.class_names) < 2:
         session.store.add_class()
     grabber = FrameGrabber(source)
-    controller = Controller(session, grabber, output=output, training_config=training_config)
-    window = MainWindow(controller, kiosk=fullscreen)
+    controller = Controller(
+        session,
+        grabber,
+        output=output,
+        training_config=training_config,
+        burst_hz=burst_hz if burst_hz is not None else BURST_HZ,
+    )
+    lock = OperatorLock(
+        pin_hash if fullscreen else None,
+        unlock_seconds=unlock_seconds if unlock_seconds is not None else UNLOCK_SECONDS,
+    )
+    window = MainWindow(controller, kiosk=fullscreen, lock=lock)
     return Kiosk(controller, window)
 
 
@@ -130,7 +238,8 @@ def _quit_on_signal(window: Any) -> None:
     from PySide6.QtCore import QTimer
 
     def handler(signum: int, frame: Any) -> None:
-        window.quit()
+        # systemd stops the service with SIGTERM: that must never wait for a PIN.
+        window.quit(force=True)
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
@@ -146,19 +255,45 @@ def _noop() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kiosk`` console script."""
-    args = parse_args(argv)
+    try:
+        args = parse_args(argv)
+        path = args.settings.config_path
+        if args.print_config:
+            print(config.describe(args.settings))
+            return 0
+        if args.set_pin:
+            return set_pin(path)
+        if args.clear_pin:
+            return clear_pin(path)
+    except (config.ConfigError, OSError) as error:
+        print(f"kiosk: {error}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         extractor, source = load_core(args)
     except Exception as error:  # ModelError, ValueError, SourceError...: one clear line
         print(f"kiosk: {error}", file=sys.stderr)
         return EXIT_USAGE
 
+    from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "kiosk"])
     app.setApplicationName("kiosk")
     app.setApplicationVersion(__version__)
-    kiosk = build(extractor, source, output=args.output, fullscreen=args.fullscreen)
+    # Matches kiosk.desktop, so a compositor or taskbar shows the same icon.
+    app.setDesktopFileName("kiosk")
+    app.setWindowIcon(QIcon(str(icon_path())))
+    settings = args.settings
+    kiosk = build(
+        extractor,
+        source,
+        output=settings.output,
+        fullscreen=settings.fullscreen,
+        training_config=settings.training_config(),
+        burst_hz=settings.burst_hz,
+        pin_hash=settings.operator_pin_hash,
+        unlock_seconds=settings.operator_unlock_seconds,
+    )
     _quit_on_signal(kiosk.window)
     kiosk.controller.start()
     kiosk.window.show_for_mode()
@@ -166,6 +301,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(app.exec())
     finally:
         kiosk.controller.shutdown()
+
+
+def icon_path() -> Path:
+    """The application icon (``kiosk.svg`` in ``kiosk.resources``) as a real file path.
+
+    Installed from a wheel the package is a plain folder, so the resource is a file.
+    """
+    from importlib import resources
+
+    return Path(str(resources.files("kiosk.resources").joinpath("kiosk.svg")))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from kiosk.ui import dialogs
 from kiosk.ui.controller import Controller, Snapshot
+from kiosk.ui.lock import OperatorLock
 from kiosk.ui.style import class_color, px
 
 THUMBNAILS = 4
@@ -254,10 +255,18 @@ class ClassCard(QFrame):
 class ClassPanel(QWidget):
     """A scrolling column of class cards with an Add class button below it."""
 
-    def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        controller: Controller,
+        parent: QWidget | None = None,
+        *,
+        lock: OperatorLock | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("ClassPanel")
         self._controller = controller
+        # Deleting and clearing are the operator's: visitors must not wipe a demo.
+        self._lock = lock if lock is not None else OperatorLock(None, parent=self)
         self._scale = 1.0
         self.cards: list[ClassCard] = []
         self._snapshot: Snapshot | None = None
@@ -390,6 +399,8 @@ class ClassPanel(QWidget):
         name, count = snapshot.class_names[index], snapshot.counts[index]
         if count == 0:
             return
+        if not self._lock.request(self.window(), "clear a class"):
+            return
         if dialogs.ask_confirm(
             self.window(),
             f"Clear “{name}”?",
@@ -404,6 +415,8 @@ class ClassPanel(QWidget):
         snapshot = self._controller.snapshot()
         name, count = snapshot.class_names[index], snapshot.counts[index]
         detail = f" and its {count} samples" if count else ""
+        if not self._lock.request(self.window(), "delete a class"):
+            return
         if dialogs.ask_confirm(
             self.window(),
             f"Delete “{name}”?",

@@ -116,6 +116,7 @@ class Controller(QObject):
         *,
         output: str | Path | None = None,
         training_config: Any = None,
+        burst_hz: float = BURST_HZ,
         parent: QObject | None = None,
     ) -> None:
         """
@@ -124,6 +125,7 @@ class Controller(QObject):
             grabber: a ``kiosk.vision.grabber.FrameGrabber``, started or not.
             output: where Save writes without asking (``--output``), or ``None``.
             training_config: the ``TrainingConfig`` to train with (default: the session's).
+            burst_hz: samples a second while a capture button is held.
         """
         super().__init__(parent)
         self.session = session
@@ -147,7 +149,8 @@ class Controller(QObject):
         self.session.store.listeners.append(self._store_listener)
 
         self._burst = QTimer(self)
-        self._burst.setInterval(round(1000 / BURST_HZ))
+        self.burst_hz = float(burst_hz)
+        self._burst.setInterval(max(1, round(1000 / self.burst_hz)))
         self._burst.timeout.connect(self._burst_tick)
         self._hold = QTimer(self)
         self._hold.setSingleShot(True)

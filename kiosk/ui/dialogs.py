@@ -9,10 +9,12 @@ numbers a stepper over sensible values instead of a tiny spin box.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
@@ -26,6 +28,10 @@ from PySide6.QtWidgets import (
 )
 
 from kiosk.learn import TrainingConfig
+from kiosk.pin import MAX_DIGITS as PIN_MAX_DIGITS
+
+# PIN pad keys: comfortably above the 48 px touch-target minimum.
+PIN_KEY_PX = 64
 
 
 class _Dialog(QDialog):
@@ -194,6 +200,73 @@ class SettingsDialog(_Dialog):
         return dataclasses.replace(self.config, **values)
 
 
+class PinPadDialog(_Dialog):
+    """A phone-style PIN pad: 0-9, delete, OK, with digits shown as dots.
+
+    The buttons are finger-sized (``PIN_KEY_PX`` or more); a keyboard's digits,
+    Backspace and Enter work too.
+    """
+
+    def __init__(self, parent: QWidget | None, title: str, error: str | None = None) -> None:
+        super().__init__(parent, title)
+        self.display = QLineEdit()
+        self.display.setObjectName("PinDisplay")
+        self.display.setEchoMode(QLineEdit.EchoMode.Password)
+        self.display.setReadOnly(True)
+        self.display.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.display.setMaxLength(PIN_MAX_DIGITS)
+        self.display.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.layout_.addWidget(self.display)
+        if error:
+            message = QLabel(error)
+            message.setObjectName("DialogError")
+            message.setWordWrap(True)
+            self.layout_.addWidget(message)
+        grid = QGridLayout()
+        grid.setSpacing(10)
+        self.keys: dict[str, QPushButton] = {}
+        labels = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "⌫", "0", "OK"]
+        for position, label in enumerate(labels):
+            button = QPushButton(label)
+            button.setMinimumSize(PIN_KEY_PX + 24, PIN_KEY_PX)
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            if label.isdigit():
+                button.clicked.connect(functools.partial(self.press, label))
+            self.keys[label] = button
+            grid.addWidget(button, position // 3, position % 3)
+        self.keys["⌫"].clicked.connect(self.backspace)
+        self.keys["OK"].setObjectName("PrimaryDialogButton")
+        self.keys["OK"].clicked.connect(self.accept)
+        self.layout_.addLayout(grid)
+        self.buttons.addStretch(1)
+        cancel = QPushButton("Cancel")
+        cancel.setMinimumSize(140, PIN_KEY_PX)
+        cancel.clicked.connect(self.reject)
+        self.buttons.addWidget(cancel)
+        self.layout_.addLayout(self.buttons)
+
+    def pin(self) -> str:
+        return self.display.text()
+
+    def press(self, digit: str) -> None:
+        if len(self.display.text()) < PIN_MAX_DIGITS:
+            self.display.setText(self.display.text() + digit)
+
+    def backspace(self) -> None:
+        self.display.setText(self.display.text()[:-1])
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        text = event.text()
+        if text.isdigit() and text.isascii():
+            self.press(text)
+        elif event.key() == Qt.Key.Key_Backspace:
+            self.backspace()
+        elif event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.accept()
+        else:
+            super().keyPressEvent(event)
+
+
 def _exec(dialog: QDialog) -> bool:
     return dialog.exec() == QDialog.DialogCode.Accepted
 
@@ -228,6 +301,15 @@ def ask_settings(
     result = dialog.result_config()
     dialog.deleteLater()
     return result if accepted else None
+
+
+def ask_pin(parent: QWidget | None, title: str, error: str | None = None) -> str | None:
+    """The PIN typed on the pad, or ``None`` when cancelled."""
+    dialog = PinPadDialog(parent, title, error)
+    accepted = _exec(dialog)
+    pin = dialog.pin()
+    dialog.deleteLater()
+    return pin if accepted else None
 
 
 def ask_save_path(parent: QWidget | None, suggestion: Path) -> Path | None:

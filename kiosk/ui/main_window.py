@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from kiosk.ui import dialogs
 from kiosk.ui.class_panel import ClassPanel
 from kiosk.ui.controller import AppState, Controller, Snapshot, hint_for
+from kiosk.ui.lock import OperatorLock
 from kiosk.ui.prediction_view import PredictionView
 from kiosk.ui.style import px, render_stylesheet, scale_for_size
 from kiosk.ui.training_panel import TrainingPanel
@@ -50,16 +51,22 @@ _DIGIT_KEYS = {getattr(Qt.Key, f"Key_{d}"): d - 1 for d in range(1, 10)}
 class MainWindow(QMainWindow):
     """The one window of the kiosk."""
 
-    def __init__(self, controller: Controller, *, kiosk: bool = False) -> None:
+    def __init__(
+        self, controller: Controller, *, kiosk: bool = False, lock: OperatorLock | None = None
+    ) -> None:
         """
         Args:
             controller: owns the state; the window only shows it and forwards intent.
             kiosk: frameless full screen; Esc and window-manager closes do not quit,
                 only Ctrl+Q does.
+            lock: the operator lock guarding deletes, settings, Save as and quit
+                (default: an open lock that never asks).
         """
         super().__init__()
         self.controller = controller
         self.kiosk = kiosk
+        self.lock = lock if lock is not None else OperatorLock(None)
+        self.lock.setParent(self)
         self._quitting = False
         self._scale = 0.0
         self._snapshot: Snapshot | None = None
@@ -96,7 +103,7 @@ class MainWindow(QMainWindow):
             lower.addWidget(widget, 1)
         left.addWidget(self.lower)
         body.addLayout(left, 1)
-        self.classes = ClassPanel(controller)
+        self.classes = ClassPanel(controller, lock=self.lock)
         self.classes.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Expanding)
         body.addWidget(self.classes)
         root.addLayout(body, 1)
@@ -145,6 +152,7 @@ class MainWindow(QMainWindow):
         controller.trainingStarted.connect(self._on_training_started)
         controller.trainingProgress.connect(self.training.on_progress)
         controller.message.connect(self.show_message)
+        self.lock.message.connect(self.show_message)
 
         self._hint_timer = QTimer(self)
         self._hint_timer.setInterval(1000)
@@ -294,12 +302,18 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ intent
     @Slot()
     def save(self) -> None:
-        """Save to ``--output``, or ask where when none was given."""
+        """Save to ``--output``, or ask where when none was given.
+
+        Visitors may save to the configured output; choosing a location is the
+        operator's (the lock asks for the PIN in kiosk mode).
+        """
         if self._snapshot is None or not self._snapshot.can_save:
             self.controller.save()  # says why not
             return
         if self.controller.output is not None:
             self.controller.save()
+            return
+        if not self.lock.request(self, "choose where to save"):
             return
         path = dialogs.ask_save_path(self, self.controller.default_save_target())
         if path is not None:
@@ -307,6 +321,8 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def edit_settings(self) -> None:
+        if not self.lock.request(self, "change the settings"):
+            return
         config = dialogs.ask_settings(
             self, self.controller.training_config, self.controller.default_training_config
         )
@@ -315,8 +331,14 @@ class MainWindow(QMainWindow):
             self.show_message("Training settings changed; they apply to the next training")
 
     @Slot()
-    def quit(self) -> None:
-        """Ctrl+Q: the one way out of kiosk mode."""
+    def quit(self, force: bool = False) -> None:
+        """Ctrl+Q: the one way out of kiosk mode (with the operator PIN, when one is set).
+
+        ``force`` skips the PIN: for SIGTERM from systemd and Ctrl+C in a terminal,
+        whose senders already have the device's account.
+        """
+        if not force and not self.lock.request(self, "quit the kiosk"):
+            return
         self._quitting = True
         self.close()
 

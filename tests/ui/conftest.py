@@ -46,6 +46,8 @@ def make_kiosk(qtbot, extractor, tmp_path) -> Iterator[Callable[..., Kiosk]]:
         config=None,
         start: bool = True,
         size: tuple[int, int] | None = (1280, 800),
+        pin_hash: str | None = None,
+        burst_hz: float | None = None,
     ) -> Kiosk:
         kiosk = build(
             extractor,
@@ -53,6 +55,8 @@ def make_kiosk(qtbot, extractor, tmp_path) -> Iterator[Callable[..., Kiosk]]:
             output=output if output is not None else tmp_path / "out" / "model.tflite",
             fullscreen=fullscreen,
             training_config=config,
+            pin_hash=pin_hash,
+            burst_hz=burst_hz,
         )
         qtbot.addWidget(kiosk.window)
         made.append(kiosk)

@@ -1,0 +1,198 @@
+"""Settings: default < file < environment < flag, the report, and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kiosk import config
+from kiosk.learn import DEFAULT_TRAINING
+from kiosk.pin import hash_pin, verify_pin
+from kiosk.ui.app import main, parse_args
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, "utf-8")
+    return path
+
+
+@pytest.fixture
+def env(tmp_path) -> dict[str, str]:
+    """An environment whose default config file lives in tmp (never the real user's)."""
+    return {config.CONFIG_ENV: str(tmp_path / "kiosk.toml")}
+
+
+def test_defaults_without_a_file(tmp_path):
+    settings = config.load(tmp_path / "missing.toml", environ={})
+    assert settings.source == "0" and settings.output is None and not settings.fullscreen
+    assert settings.burst_hz == 10.0
+    assert settings.training_config() == DEFAULT_TRAINING
+    assert set(settings.origins.values()) == {"default"}
+    assert not settings.config_exists
+
+
+def test_precedence_default_file_env_flag(tmp_path):
+    path = write(
+        tmp_path / "kiosk.toml",
+        'source = "file.mp4"\noutput = "/srv/out"\nburst_hz = 4\n'
+        "[training]\nnum_iter = 100\nreg = 0.01\n",
+    )
+    environ = {"KIOSK_SOURCE": "env.mp4", "KIOSK_BURST_HZ": "6", "KIOSK_TRAINING_REG": "0.5"}
+    settings = config.load(path, environ=environ, flags={"burst_hz": 8.0})
+    assert settings.output == "/srv/out"  # file
+    assert settings.source == "env.mp4"  # env beats file
+    assert settings.burst_hz == 8.0  # flag beats env and file
+    assert settings.training_num_iter == 100 and settings.training_reg == 0.5
+    assert settings.training_learning_rate == DEFAULT_TRAINING.learning_rate  # default
+    assert settings.origins == {
+        **{key: "default" for key in config.BY_KEY},
+        "output": str(path),
+        "training.num_iter": str(path),
+        "source": "env KIOSK_SOURCE",
+        "training.reg": "env KIOSK_TRAINING_REG",
+        "burst_hz": "flag --burst-hz",
+    }
+    training = settings.training_config()
+    assert (training.num_iter, training.reg) == (100, 0.5)
+    assert training.optimizer == DEFAULT_TRAINING.optimizer  # untouched fields stay
+
+
+def test_config_path_flag_then_env_then_default(tmp_path):
+    assert config.config_path("a.toml", {config.CONFIG_ENV: "b.toml"}) == Path("a.toml")
+    assert config.config_path(None, {config.CONFIG_ENV: "b.toml"}) == Path("b.toml")
+    assert config.config_path(None, {}) == config.default_config_path()
+    assert config.default_config_path().name == "kiosk.toml"
+
+
+def test_parse_args_merges_file_env_and_flags(tmp_path, env):
+    write(Path(env[config.CONFIG_ENV]), "fullscreen = true\nthreads = 3\nburst_hz = 2.5\n")
+    args = parse_args(["--no-fullscreen", "--num-iter", "7"], environ=env)
+    assert (args.fullscreen, args.threads, args.burst_hz) == (False, 3, 2.5)
+    assert args.training_num_iter == 7
+    assert args.settings.origins["fullscreen"] == "flag --fullscreen"
+    other = write(tmp_path / "other.toml", 'source = "demo"\n')
+    assert parse_args(["--config", str(other)], environ=env).source == "demo"
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("sorce = 1\n", ["unknown key 'sorce'", "did you mean 'source'"]),
+        ("[training]\nnum_iters = 5\n", ["unknown key 'training.num_iters'"]),
+        ("burst_hz = 'fast'\n", ["burst_hz must be a number", "'fast'"]),
+        ("fullscreen = 1\n", ["fullscreen must be true or false"]),
+        ("threads = true\n", ["threads must be an integer"]),
+        ("[training]\nnum_iter = 0\n", ["training.num_iter must be between 1 and"]),
+        ("burst_hz = 1000\n", ["burst_hz must be between 0.5 and 30"]),
+        ("source = \n", ["invalid TOML", "line 1"]),
+        ("training = 3\n", ["[training] must be a table"]),
+        ('[operator]\npin_hash = "1234"\n', ["operator.pin_hash is not a PIN hash"]),
+    ],
+)
+def test_file_errors_name_the_key_and_file(tmp_path, capsys, text, words):
+    path = write(tmp_path / "bad.toml", text)
+    with pytest.raises(config.ConfigError) as error:
+        config.load(path, environ={})
+    message = str(error.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    for word in words:
+        assert word in message
+    # The command line says the same in one line, with exit status 2.
+    assert main(["--config", str(path), "--print-config"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"kiosk: {path}: ") and err.count("\n") == 1
+
+
+def test_env_and_flag_errors(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv(config.CONFIG_ENV, str(write(tmp_path / "kiosk.toml", "")))
+    with pytest.raises(config.ConfigError, match="env KIOSK_THREADS: threads must be an integer"):
+        config.load(tmp_path / "none.toml", environ={"KIOSK_THREADS": "many"})
+    with pytest.raises(config.ConfigError, match="KIOSK_FULLSCREEN: fullscreen must be true"):
+        config.load(tmp_path / "none.toml", environ={"KIOSK_FULLSCREEN": "maybe"})
+    assert config.load(tmp_path / "none.toml", environ={"KIOSK_FULLSCREEN": "yes"}).fullscreen
+    assert main(["--burst-hz", "0", "--print-config"]) == 2
+    assert "flag --burst-hz: burst_hz must be between" in capsys.readouterr().err
+
+
+def test_named_config_must_exist(tmp_path, capsys):
+    assert main(["--config", str(tmp_path / "nope.toml"), "--print-config"]) == 2
+    assert "nope.toml: config file not found" in capsys.readouterr().err
+
+
+def test_print_config_shows_values_and_origins(tmp_path, capsys, monkeypatch):
+    path = write(
+        tmp_path / "kiosk.toml",
+        f'output = "/srv/booth"\n[operator]\npin_hash = "{hash_pin("4321")}"\n',
+    )
+    monkeypatch.setenv(config.CONFIG_ENV, str(path))
+    monkeypatch.setenv("KIOSK_BURST_HZ", "3")
+    assert main(["--print-config", "--source", "demo"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split("=")[0].strip(): line for line in out.splitlines() if "=" in line}
+    assert out.splitlines()[0] == f"# config file: {path}"
+    assert lines["source"].split("#")[-1].strip() == "flag --source"
+    assert '"demo"' in lines["source"]
+    assert '"/srv/booth"' in lines["output"] and lines["output"].endswith(f"# {path}")
+    assert "3.0" in lines["burst_hz"] and lines["burst_hz"].endswith("# env KIOSK_BURST_HZ")
+    assert lines["fullscreen"].endswith("# default")
+    # The hash itself is never printed.
+    assert "(set)" in lines["operator.pin_hash"] and "scrypt" not in out
+
+
+def test_set_pin_and_clear_pin_keep_the_rest_of_the_file(tmp_path, monkeypatch, capsys):
+    path = write(
+        tmp_path / "kiosk.toml",
+        '# booth settings\nsource = "demo"\n\n[operator]\nunlock_seconds = 30\n',
+    )
+    answers = iter(["2468", "2468"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    assert main(["--config", str(path), "--set-pin"]) == 0
+    settings = config.load(path, environ={})
+    assert verify_pin("2468", settings.operator_pin_hash)
+    assert settings.source == "demo" and settings.operator_unlock_seconds == 30
+    text = path.read_text()
+    assert "# booth settings" in text and "2468" not in text
+
+    # Setting it again replaces the hash rather than adding a second one.
+    answers = iter(["1357", "1357"])
+    assert main(["--config", str(path), "--set-pin"]) == 0
+    assert path.read_text().count("pin_hash") == 1
+    assert verify_pin("1357", config.load(path, environ={}).operator_pin_hash)
+
+    assert main(["--config", str(path), "--clear-pin"]) == 0
+    settings = config.load(path, environ={})
+    assert settings.operator_pin_hash is None and settings.operator_unlock_seconds == 30
+    assert "pin_hash" not in path.read_text()
+    capsys.readouterr()
+
+
+def test_set_pin_creates_the_file_and_refuses_bad_pins(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "new" / "kiosk.toml"
+    for answers, reason in (
+        (["12", "12"], "4 to 8 digits"),
+        (["12ab", "12ab"], "digits only"),
+        (["1234", "4321"], "differ"),
+    ):
+        replies = iter(answers)
+        monkeypatch.setattr("getpass.getpass", lambda prompt="", r=replies: next(r))
+        assert main(["--config", str(path), "--set-pin"]) == 2
+        assert reason in capsys.readouterr().err
+        assert not path.exists()
+    replies = iter(["0000", "0000"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(replies))
+    assert main(["--config", str(path), "--set-pin"]) == 0
+    assert verify_pin("0000", config.load(path, environ={}).operator_pin_hash)
+
+
+def test_clear_pin_without_a_file(tmp_path, capsys):
+    assert main(["--config", str(tmp_path / "none.toml"), "--clear-pin"]) == 0
+    assert "no PIN was set" in capsys.readouterr().out
+
+
+def test_pin_hash_is_salted():
+    first, second = hash_pin("1234"), hash_pin("1234")
+    assert first != second and "1234" not in first
+    assert verify_pin("1234", first) and verify_pin("1234", second)
+    assert not verify_pin("1235", first)
+    assert not verify_pin("1234", "scrypt$1$1$1$AA==$AA==")
