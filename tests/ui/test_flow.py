@@ -171,7 +171,7 @@ def test_cancel_training(make_kiosk, qtbot, monkeypatch, heartbeat):
     from kiosk.learn import DEFAULT_TRAINING
 
     # Far more iterations than the test will wait for.
-    config = dataclasses.replace(DEFAULT_TRAINING, num_iter=1_000_000)
+    config = dataclasses.replace(DEFAULT_TRAINING, num_iter=1_000_000, report_every=50)
     source = DemoSource()
     kiosk = make_kiosk(source, config=config)
     window, controller = kiosk.window, kiosk.controller
