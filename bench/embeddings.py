@@ -183,8 +183,9 @@ def core50_embeddings(num_aug: int = 13, test_fraction: float = 0.3, seed: int =
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
         np.savez(path, x=x, y=y, groups=groups, train=train)
     desc = (
-        f"real: CORe50 mini, {len(names)} classes, {len(files)} frames x {num_aug + 1} "
-        f"(augmented), split by source frame"
+        f"REAL MobileNet v1 embeddings of CORe50 mini, {len(names)} classes, "
+        f"{len(files)} frames x {num_aug + 1} (original + {num_aug} augmented), "
+        f"train/test split by source frame"
     )
     return EmbeddingSet(x, y, groups, train, names, desc)
 
@@ -238,8 +239,8 @@ def synthetic_17_classes(
     groups = np.concatenate([g_tr, g_te])
     train = np.arange(len(xs)) < num_train
     desc = (
-        f"synthetic: {num_classes} classes from real CORe50 statistics "
-        f"(mixed class means + real residuals), {num_train} train / {num_test} test"
+        f"SYNTHETIC 1024-d, {num_classes} classes made from the real set's statistics "
+        f"(mixed real class means + real within-class residuals, clipped at 0)"
     )
     names = tuple(f"class_{i}" for i in range(num_classes))
     return EmbeddingSet(xs, ys, groups, train, names, desc)
