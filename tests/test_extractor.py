@@ -150,3 +150,22 @@ def test_models_that_are_not_extractors(tmp_path, broken_model_path) -> None:
     text.write_text("not a model")
     with pytest.raises(ValueError, match="not a TFLite model"):
         EmbeddingExtractor(text)
+
+
+@pytest.mark.parametrize("shape", [(480, 640, 3), (1080, 1920, 3), (300, 300, 3), (451, 700, 3)])
+def test_fast_shrink_matches_a_plain_area_resize(shape) -> None:
+    # A smooth scene (what a camera sees): the two-step shrink must look like
+    # one INTER_AREA resize, or embeddings would drift from dataset images.
+    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]]
+    scene = 127 + 60 * np.sin(rows / 23.0)[..., None] * np.cos(cols / 31.0)[..., None]
+    frame = np.repeat(scene, 3, axis=2).astype(np.uint8)
+    reference = cv2.resize(
+        np.ascontiguousarray(center_square_of(frame)), (224, 224), interpolation=cv2.INTER_AREA
+    )
+    difference = np.abs(preprocess(frame, (224, 224)).astype(int) - reference.astype(int))
+    assert difference.mean() < 1.0 and difference.max() <= 8
+
+
+def center_square_of(frame: np.ndarray) -> np.ndarray:
+    top, left, side = crop_box(*frame.shape[:2])
+    return frame[top : top + side, left : left + side]
