@@ -13,12 +13,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
-)
+from kiosk.vision.image_io import IMAGE_SUFFIXES, read_rgb
+
+__all__ = ["IMAGE_SUFFIXES", "ImageFolder", "read_rgb", "scan_image_folder", "stratified_split"]
 
 
 @dataclass(frozen=True)
@@ -70,22 +69,6 @@ def scan_image_folder(root: str | os.PathLike[str]) -> ImageFolder:
         paths += images
         labels += [label] * len(images)
     return ImageFolder(root, [d.name for d in class_dirs], paths, np.asarray(labels, np.int64))
-
-
-def read_rgb(path: str | os.PathLike[str]) -> np.ndarray | None:
-    """An image file as (H, W, 3) uint8 RGB, or ``None`` when it cannot be decoded."""
-    try:
-        # imdecode over fromfile, because cv2.imread cannot open non-ASCII paths
-        # on every platform.
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError:
-        return None
-    if data.size == 0:
-        return None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if image is None:
-        return None
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def stratified_split(

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from kiosk.vision.demo import OBJECT_NAMES, DemoScene
+from kiosk.vision.image_io import IMAGE_SUFFIXES, read_rgb
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -37,11 +38,6 @@ __all__ = [
     "bgr_to_rgb",
     "open_source",
 ]
-
-# What cv2.imread can decode in every opencv-python build.
-IMAGE_SUFFIXES = frozenset(
-    {".bmp", ".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pnm"}
-)
 
 
 class SourceError(Exception):
@@ -342,7 +338,7 @@ class ImageFolderSource(FrameSource):
         # broken files must fail rather than spin.
         for _ in range(len(self._files)):
             path = self._files[self._position]
-            frame = self._decode(path)
+            frame = read_rgb(path)
             if frame is not None:
                 self._position = (self._position + 1) % len(self._files)
                 return frame
@@ -352,21 +348,6 @@ class ImageFolderSource(FrameSource):
                 break
             self._position %= len(self._files)
         raise SourceError(f"Folder {self.path} has no readable images")
-
-    @staticmethod
-    def _decode(path: Path) -> np.ndarray | None:
-        try:
-            # imdecode on the bytes instead of imread: works for non-ASCII paths
-            # and never prints a warning for a broken file.
-            data = np.fromfile(path, dtype=np.uint8)
-        except OSError:
-            return None
-        if data.size == 0:
-            return None
-        frame = cv2.imdecode(data, cv2.IMREAD_COLOR)
-        if frame is None or frame.size == 0:
-            return None
-        return bgr_to_rgb(frame)
 
     def close(self) -> None:
         self._files = []
