@@ -246,6 +246,26 @@ class TeachingSession:
         """The current head, or None before the first successful training."""
         return self._head
 
+    def restore_head(self, head: TrainedHead) -> None:
+        """Swap in a head read back from a project or autosave (``kiosk.persist``).
+
+        Raises:
+            ValueError: its weights do not fit this session's feature size.
+            RuntimeError: a training run is in progress (it would overwrite the head).
+        """
+        if head.model.feature_dim != self.store.feature_dim:
+            raise ValueError(
+                f"the head takes {head.model.feature_dim}-d embeddings, "
+                f"the store holds {self.store.feature_dim}-d ones"
+            )
+        if not self._train_lock.acquire(blocking=False):
+            raise RuntimeError("Training is running: the head cannot be replaced now")
+        try:
+            self._head = head
+        finally:
+            self._train_lock.release()
+        self._notify()
+
     def train(
         self,
         *,

@@ -22,9 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_SAMPLES_PER_CLASS",
     "MAX_NAME_LENGTH",
     "EmbeddingStore",
     "Sample",
+    "StoreFullError",
     "StoreSnapshot",
     "normalize_class_name",
 ]
@@ -32,6 +35,14 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_NAME_LENGTH = 64
+# Limits that keep an unattended kiosk from filling its memory: a burst held
+# down for an hour stops at the cap with a message instead of swapping.
+DEFAULT_MAX_SAMPLES_PER_CLASS = 2000
+DEFAULT_MAX_BYTES = 1 << 30  # stored embeddings + thumbnails + images
+
+
+class StoreFullError(Exception):
+    """A sample was refused because a store limit is reached; ``str(error)`` says which."""
 
 # Characters that would break labels.txt (one "index name" per line) or cannot
 # be written as UTF-8: control characters (newline, tab, NUL...), line and
@@ -185,12 +196,25 @@ class EmbeddingStore:
     Attributes:
         feature_dim: D, the length every embedding must have.
         listeners: callables run with no arguments after every change.
+        max_samples_per_class: ``add_sample`` raises ``StoreFullError`` beyond it.
+        max_bytes: the same for the bytes held by embeddings, thumbnails and images.
     """
 
-    def __init__(self, feature_dim: int) -> None:
+    def __init__(
+        self,
+        feature_dim: int,
+        *,
+        max_samples_per_class: int = DEFAULT_MAX_SAMPLES_PER_CLASS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         if not isinstance(feature_dim, int) or feature_dim < 1:
             raise ValueError(f"feature_dim must be a positive int, got {feature_dim!r}")
+        if max_samples_per_class < 1 or max_bytes < 1:
+            raise ValueError("store limits must be positive")
         self.feature_dim = feature_dim
+        self.max_samples_per_class = int(max_samples_per_class)
+        self.max_bytes = int(max_bytes)
+        self._bytes = 0
         self.listeners: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._classes: list[_Class] = []
@@ -242,6 +266,11 @@ class EmbeddingStore:
     def total_samples(self) -> int:
         with self._lock:
             return len(self._where)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by stored embeddings, thumbnails and images (what ``max_bytes`` caps)."""
+        return self._bytes
 
     def samples(self, class_index: int) -> list[Sample]:
         """The samples of one class, oldest first."""
@@ -323,6 +352,7 @@ class EmbeddingStore:
             removed = self._classes.pop(self._check_index(class_index))
             for sample in removed.samples:
                 del self._where[sample.id]
+                self._bytes -= _sample_bytes(sample.embedding, sample.thumbnail, sample.image)
             self._prune_history()
             self._version += 1
         self._notify()
@@ -335,6 +365,7 @@ class EmbeddingStore:
                 return
             for sample in target.samples:
                 del self._where[sample.id]
+                self._bytes -= _sample_bytes(sample.embedding, sample.thumbnail, sample.image)
             target.samples = []
             self._prune_history()
             self._version += 1
@@ -358,6 +389,7 @@ class EmbeddingStore:
         Raises:
             ValueError: wrong embedding length, NaN/inf, or a malformed thumbnail.
             IndexError: no such class.
+            StoreFullError: the class or the whole store is at its limit.
         """
         vector = np.array(embedding, dtype=np.float32, copy=True)
         if vector.shape != (self.feature_dim,):
@@ -373,8 +405,19 @@ class EmbeddingStore:
             image = bytes(image)
         vector.flags.writeable = False
         thumb.flags.writeable = False
+        size = _sample_bytes(vector, thumb, image)
         with self._lock:
             target = self._get(class_index)
+            if len(target.samples) >= self.max_samples_per_class:
+                raise StoreFullError(
+                    f"{target.name!r} has {len(target.samples)} samples, the most a class "
+                    "may hold: remove some or clear the class to capture more"
+                )
+            if self._bytes + size > self.max_bytes:
+                raise StoreFullError(
+                    f"The store is full ({self._bytes / 2**20:.0f} MiB of "
+                    f"{self.max_bytes / 2**20:.0f} MiB): remove samples or classes to capture more"
+                )
             sample = Sample(
                 id=self._next_sample_id,
                 class_id=target.id,
@@ -386,6 +429,7 @@ class EmbeddingStore:
             self._next_sample_id += 1
             target.samples.append(sample)
             self._where[sample.id] = target
+            self._bytes += size
             self._history.append(sample.id)
             self._version += 1
         self._notify()
@@ -401,7 +445,7 @@ class EmbeddingStore:
             owner = self._where.pop(sample_id, None)
             if owner is None:
                 raise KeyError(f"no sample {sample_id}")
-            owner.samples = [s for s in owner.samples if s.id != sample_id]
+            self._forget(owner, sample_id)
             index = self._classes.index(owner)
             self._version += 1
         self._notify()
@@ -418,7 +462,7 @@ class EmbeddingStore:
                 owner = self._where.pop(sample_id, None)
                 if owner is None:
                     continue  # removed some other way already
-                owner.samples = [s for s in owner.samples if s.id != sample_id]
+                self._forget(owner, sample_id)
                 index = self._classes.index(owner)
                 self._version += 1
                 break
@@ -451,6 +495,15 @@ class EmbeddingStore:
             raise ValueError(f"There is already a class called {text!r}")
         return text
 
+    def _forget(self, owner: _Class, sample_id: int) -> None:
+        kept = []
+        for s in owner.samples:
+            if s.id == sample_id:
+                self._bytes -= _sample_bytes(s.embedding, s.thumbnail, s.image)
+            else:
+                kept.append(s)
+        owner.samples = kept
+
     def _prune_history(self) -> None:
         self._history = [i for i in self._history if i in self._where]
 
@@ -461,6 +514,10 @@ class EmbeddingStore:
             except Exception:
                 # A broken listener must not undo or block the change itself.
                 log.exception("store listener %r failed", listener)
+
+
+def _sample_bytes(embedding: np.ndarray, thumbnail: np.ndarray, image: bytes | None) -> int:
+    return int(embedding.nbytes + thumbnail.nbytes + (len(image) if image else 0))
 
 
 def _stack(samples: Sequence[Sample], feature_dim: int) -> np.ndarray:
