@@ -1,0 +1,49 @@
+"""Small stand-ins for the real extractor, fast enough for property tests."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+class FakeExtractor:
+    """Duck-types ``EmbeddingExtractor``: (H, W, 3) uint8 -> (D,) float32 in microseconds.
+
+    The embedding is the 2x2-pooled model input, so different pictures differ
+    and the same decoded JPEG always gives the same vector.
+    """
+
+    on_edgetpu = False
+
+    def __init__(self, feature_dim: int = 12, name: str = "fake.tflite", size: int = 32) -> None:
+        assert feature_dim % 3 == 0
+        self.feature_dim = feature_dim
+        self.model_path = Path(name)
+        self.sha256 = hashlib.sha256(name.encode()).hexdigest()
+        self.size = size
+
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        """Any (H, W, 3) uint8 -> (size, size, 3) uint8."""
+        image = np.asarray(image)
+        if image.ndim == 2:
+            image = np.stack([image] * 3, axis=-1)
+        return cv2.resize(np.ascontiguousarray(image[..., :3]), (self.size, self.size))
+
+    def embed_input(self, model_input: np.ndarray) -> np.ndarray:
+        cells = self.feature_dim // 3
+        pooled = cv2.resize(model_input, (cells, 1), interpolation=cv2.INTER_AREA)
+        return pooled.reshape(-1).astype(np.float32) / 255.0
+
+    def embed(self, image: np.ndarray) -> np.ndarray:
+        return self.embed_input(self.preprocess(image))
+
+
+def picture(seed: int, size: int = 48) -> np.ndarray:
+    """(size, size, 3) uint8: a random colour field, different for each seed."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, 3)
+    noise = rng.integers(-20, 20, (size, size, 3))
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
