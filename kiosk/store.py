@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +43,7 @@ DEFAULT_MAX_BYTES = 1 << 30  # stored embeddings + thumbnails + images
 
 class StoreFullError(Exception):
     """A sample was refused because a store limit is reached; ``str(error)`` says which."""
+
 
 # Characters that would break labels.txt (one "index name" per line) or cannot
 # be written as UTF-8: control characters (newline, tab, NUL...), line and
@@ -134,6 +135,7 @@ class StoreSnapshot:
         seed: int | None = 0,
         classes: Sequence[int] | None = None,
         min_class_size_for_val: int = 5,
+        extra_train: Mapping[int, np.ndarray] | None = None,
     ) -> dict[str, np.ndarray]:
         """A stratified train/validation split in pycoral's data dict format.
 
@@ -146,6 +148,10 @@ class StoreSnapshot:
             seed: fixes which samples are held out.
             classes: class indices to include; labels are positions in this list.
                 Default: every class, label = class index.
+            extra_train: {sample id: (D,) embedding} derived from that sample
+                (e.g. its mirrored copy), appended to training *only* when the
+                sample itself is in training, so a copy never sits beside its
+                held-out original. The split is the same with or without them.
 
         Returns:
             ``data_train`` (N, D) float32, ``labels_train`` (N,) int64,
@@ -167,6 +173,13 @@ class StoreSnapshot:
             parts["xt"].append(x[order[n_val:]])
             parts["yv"].append(np.full(n_val, label, np.int64))
             parts["yt"].append(np.full(n - n_val, label, np.int64))
+            if extra_train:
+                samples = self.samples[class_index]
+                found = (extra_train.get(samples[i].id) for i in order[n_val:])
+                kept = [copy for copy in found if copy is not None]
+                if kept:
+                    parts["xt"].append(np.stack(kept).astype(np.float32))
+                    parts["yt"].append(np.full(len(kept), label, np.int64))
 
         def join(key: str, empty: np.ndarray) -> np.ndarray:
             return np.concatenate(parts[key]) if parts[key] else empty

@@ -64,6 +64,15 @@ def test_metrics_are_complete_and_sane(trained) -> None:
     assert metrics["train_accuracy"] >= 0.95
 
 
+def test_metrics_give_per_class_agreement(trained) -> None:
+    _, metrics = trained
+    per_class = metrics["per_class_agreement"]
+    assert list(per_class) == metrics["class_names"]
+    assert all(value is None or 0.0 <= value <= 1.0 for value in per_class.values())
+    # The overall agreement is the test-count-weighted mean of the per-class ones.
+    assert min(v for v in per_class.values() if v is not None) <= metrics["agreement"]
+
+
 def _run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "kiosk.cli.train", *args], capture_output=True, text=True
@@ -154,3 +163,22 @@ def test_unwritable_output_dir(tmp_path: Path, core50_dir, cpu_extractor_path) -
     )  # fmt: skip
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
+
+
+def test_warns_when_a_class_agrees_less_than_the_threshold(
+    tmp_path: Path, core50_dir: Path, cpu_extractor_path: Path, monkeypatch, capsys
+) -> None:
+    # Above 100 %, every class is "low": the warning line must name them.
+    monkeypatch.setattr(train_cli, "FIDELITY", 1.01)
+    status = train_cli.main(
+        [
+            "--data-dir", str(core50_dir),
+            "--embedding-extractor", str(cpu_extractor_path),
+            "--output-dir", str(tmp_path / "out"),
+            "--seed", "1",
+        ]
+    )  # fmt: skip
+    assert status == 0
+    err = capsys.readouterr().err
+    assert "kiosk-train: warning: the saved (quantized) model agrees" in err
+    assert "ball" in err

@@ -22,6 +22,7 @@ from kiosk.atomic import atomic_write, staged_writes
 from kiosk.cli.common import ProgressBar, UserError, fail
 from kiosk.dataset import read_rgb, scan_image_folder, stratified_split
 from kiosk.embedding import EmbeddingExtractor
+from kiosk.evaluation import per_class_agreement
 from kiosk.learn import (
     DEFAULT_TRAINING,
     PYCORAL_TRAINING,
@@ -31,6 +32,7 @@ from kiosk.learn import (
     TrainingResult,
 )
 from kiosk.models import ModelError, resolve_model
+from kiosk.session import FIDELITY_THRESHOLD as FIDELITY
 from kiosk.session import format_labels
 from kiosk.vision.runtime import load_interpreter
 
@@ -168,6 +170,20 @@ def run(args: argparse.Namespace) -> dict:
         if saved_predictions is not None
         else None
     )
+    # Per true class of the test images: a class the quantized head loses shows here.
+    per_class = (
+        dict(
+            zip(
+                dataset.class_names,
+                per_class_agreement(
+                    float_predictions, saved_predictions, labels[test], len(dataset.class_names)
+                ),
+                strict=True,
+            )
+        )
+        if saved_predictions is not None
+        else {}
+    )
     metrics = {
         "num_classes": len(dataset.class_names),
         "class_names": dataset.class_names,
@@ -178,6 +194,7 @@ def run(args: argparse.Namespace) -> dict:
         "float_test_accuracy": float_accuracy,
         "tflite_test_accuracy": tflite_accuracy,
         "agreement": agreement,
+        "per_class_agreement": per_class,
         "train_accuracy": float(result.train_accuracy),
         "val_accuracy": None if result.val_accuracy is None else float(result.val_accuracy),
         "iterations": int(result.iterations),
@@ -192,6 +209,16 @@ def run(args: argparse.Namespace) -> dict:
         "seed": args.seed,
     }
     _print_summary(metrics)
+    low = {
+        name: value for name, value in per_class.items() if value is not None and value < FIDELITY
+    }
+    if low:
+        print(
+            f"{PROGRAM}: warning: the saved (quantized) model agrees with the float head on "
+            f"less than {100 * FIDELITY:.0f}% of the test images of "
+            + ", ".join(f"{name} ({100 * value:.1f}%)" for name, value in low.items()),
+            file=sys.stderr,
+        )
     return metrics
 
 

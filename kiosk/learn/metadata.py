@@ -18,6 +18,8 @@ Schema 1 (every key but ``schema`` is optional; readers must ignore unknown keys
     extractor         str, the extractor's file name
     extractor_sha256  str, hex sha256 of the extractor's .tflite bytes
     feature_dim       int, D, the embedding length
+    confidence_threshold  float or null, top-1 probability below which an
+                      answer should be shown as "not sure" (set from validation)
 
 Values must be JSON-serializable; numpy scalars and arrays are converted.
 """
@@ -35,7 +37,13 @@ import numpy as np
 from kiosk.learn import tflite_head
 from kiosk.learn.tflite_head import _schema
 
-__all__ = ["METADATA_NAME", "SCHEMA_VERSION", "embed_metadata", "read_metadata"]
+__all__ = [
+    "METADATA_NAME",
+    "SCHEMA_VERSION",
+    "embed_metadata",
+    "read_confidence_threshold",
+    "read_metadata",
+]
 
 METADATA_NAME = "kiosk_head"
 SCHEMA_VERSION = 1
@@ -123,6 +131,15 @@ def read_metadata(model: bytes | str | os.PathLike[str]) -> dict[str, Any] | Non
     if not isinstance(info, dict):
         raise ValueError(f"the {METADATA_NAME} metadata is not a JSON object")
     return info
+
+
+def read_confidence_threshold(model: bytes | str | os.PathLike[str]) -> float | None:
+    """The "not sure" threshold stored in a model, or None (none stored, or no metadata)."""
+    info = read_metadata(model) or {}
+    value = info.get("confidence_threshold")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if 0.0 <= value <= 1.0 else None
 
 
 def _find_payload(data: bytes) -> bytes | None:

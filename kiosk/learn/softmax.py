@@ -25,6 +25,7 @@ from kiosk.learn.training import (
     TrainingProgress,
     TrainingResult,
     ValSubset,
+    balanced_sample_weights,
     cancel_checker,
     check_learning_rate,
     check_positive_int,
@@ -227,6 +228,7 @@ class SoftmaxRegression:
         callback: ProgressCallback = None,
         cancel: CancelFlag = None,
         report_every: int | None = None,
+        balanced: bool = False,
     ) -> TrainingResult:
         """Minibatch SGD exactly as pycoral does it, plus progress, cancel and divergence.
 
@@ -250,6 +252,8 @@ class SoftmaxRegression:
             cancel: ``threading.Event`` (or anything with ``is_set()``) or a
                 callable returning True to stop; checked before every iteration.
             report_every: callback period; None means ``max(1, num_iter // 100)``.
+            balanced: draw rows with probability proportional to ``1 / n_class``
+                (class-balanced batches) instead of pycoral's uniform draw.
 
         Returns:
             The run's ``TrainingResult``.
@@ -278,6 +282,7 @@ class SoftmaxRegression:
                 report_every or default_report_every(int(num_iter)),
                 callback,
                 cancel,
+                balanced,
             )
 
     def fit(
@@ -295,7 +300,9 @@ class SoftmaxRegression:
         ``kiosk.learn.training``), starting from the current weights; the result
         lands in ``weights``/``biases`` in raw embedding space. With ``"sgd"`` it
         is ``train_with_sgd`` with the config's fields (``reg`` then replaces this
-        model's ``reg``).
+        model's ``reg``). ``config.class_balance`` (on by default, off in
+        ``PYCORAL_TRAINING``) weighs every class equally: a balanced loss for
+        L-BFGS, balanced batches for SGD.
 
         Args:
             data: as for ``train_with_sgd``.
@@ -329,6 +336,7 @@ class SoftmaxRegression:
                     report_every,
                     callback,
                     cancel,
+                    config.class_balance,
                 )
         x, y, x_val, y_val = self._training_data(data)
         with _quiet_overflow():
@@ -352,6 +360,7 @@ class SoftmaxRegression:
         report_every: int,
         callback: ProgressCallback,
         cancel: CancelFlag,
+        balanced: bool = False,
     ) -> TrainingResult:
         """pycoral's SGD loop on validated data, with preallocated float32 buffers."""
         started = time.perf_counter()
@@ -378,9 +387,17 @@ class SoftmaxRegression:
         was_cancelled = diverged = False
         done = 0
         loss = math.nan
+        draw = None
+        if balanced:
+            weights = balanced_sample_weights(y, c).astype(np.float64)
+            draw = weights / weights.sum()
         for it in range(num_iter):
             if it % chunk == 0:
-                batches = rng.integers(0, n, size=(min(chunk, num_iter - it), batch_size))
+                shape = (min(chunk, num_iter - it), batch_size)
+                if draw is None:
+                    batches = rng.integers(0, n, size=shape)
+                else:
+                    batches = rng.choice(n, size=shape, p=draw)
             if cancelled():
                 was_cancelled = True
                 break

@@ -90,6 +90,12 @@ class TrainingConfig:
         history: L-BFGS memory (correction pairs kept).
         report_every: progress callback period in iterations; ``None`` picks
             ``max(1, num_iter // 100)``. The last iteration is always reported.
+        class_balance: weigh every class equally however many samples it has.
+            ``"lbfgs"``: each sample's cross-entropy is weighted by
+            ``N / (C_present * n_class)`` (scikit-learn's ``class_weight="balanced"``);
+            ``"sgd"``: minibatch rows are drawn with probability proportional
+            to ``1 / n_class`` (balanced batches). Without it a class captured
+            three times as often pulls the boundary towards the smaller one.
     """
 
     num_iter: int = 60
@@ -100,6 +106,7 @@ class TrainingConfig:
     optimizer: str = "lbfgs"
     history: int = 8
     report_every: int | None = None
+    class_balance: bool = True
 
     def __post_init__(self) -> None:
         check_positive_int("num_iter", self.num_iter)
@@ -123,7 +130,13 @@ DEFAULT_TRAINING = TrainingConfig()
 1024-d samples of 17 classes on two cores (bench/bench_train.py)."""
 
 PYCORAL_TRAINING = TrainingConfig(
-    num_iter=500, learning_rate=0.01, batch_size=100, reg=0.0, weight_scale=0.01, optimizer="sgd"
+    num_iter=500,
+    learning_rate=0.01,
+    batch_size=100,
+    reg=0.0,
+    weight_scale=0.01,
+    optimizer="sgd",
+    class_balance=False,
 )
 """pycoral's documented defaults (``backprop_last_layer.py``), for comparison."""
 
@@ -205,7 +218,17 @@ def default_report_every(num_iter: int) -> int:
     return max(1, num_iter // 100)
 
 
-def softmax_xent_(logits_t: np.ndarray, label_index: np.ndarray) -> tuple[float, int, float]:
+def balanced_sample_weights(y: np.ndarray, num_classes: int) -> np.ndarray:
+    """(N,) float32 weights ``N / (K * n_y)`` (K: classes present); they sum to N."""
+    counts = np.bincount(y, minlength=num_classes).astype(np.float64)
+    present = int(np.count_nonzero(counts))
+    per_class = np.divide(len(y), present * counts, out=np.zeros_like(counts), where=counts > 0)
+    return per_class[y].astype(np.float32)
+
+
+def softmax_xent_(
+    logits_t: np.ndarray, label_index: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[float, int, float]:
     """Cross-entropy of a batch, turning the logits into their gradient in place.
 
     The logits are laid out class-major, (C, B): reductions over the classes then
@@ -217,9 +240,11 @@ def softmax_xent_(logits_t: np.ndarray, label_index: np.ndarray) -> tuple[float,
             ``softmax - onehot`` (same layout).
         label_index: (B,) int64 flat positions of the labels,
             ``labels * B + arange(B)``.
+        weights: optional (B,) float32 per-sample weights; the loss and the
+            gradient are then weighted sums.
 
     Returns:
-        The *sum* over the batch of the per-sample cross-entropy, the number of
+        The *sum* over the batch of the (weighted) per-sample cross-entropy, the number of
         samples whose label has the largest logit, and the largest logit.
     """
     top = logits_t.max(axis=0)
@@ -231,9 +256,14 @@ def softmax_xent_(logits_t: np.ndarray, label_index: np.ndarray) -> tuple[float,
     correct = int(np.count_nonzero(picked == 0))
     np.exp(logits_t, out=logits_t)
     sums = logits_t.sum(axis=0)
-    loss = float(np.log(sums).sum() - picked.sum())
+    if weights is None:
+        loss = float(np.log(sums).sum() - picked.sum())
+    else:
+        loss = float(np.dot(weights, np.log(sums) - picked))
     logits_t /= sums
     flat[label_index] -= 1.0
+    if weights is not None:
+        logits_t *= weights
     return loss, correct, float(top.max())
 
 
@@ -320,8 +350,10 @@ class _Objective:
         reg: float,
         block: int,
         cancelled: Callable[[], bool],
+        sample_weight: np.ndarray | None = None,
     ) -> None:
         self.x, self.y, self.norm = x, y, norm
+        self.sample_weight = sample_weight
         self.n, self.d = x.shape
         self.c = num_classes
         self.reg_n = reg / self.n
@@ -365,7 +397,8 @@ class _Objective:
             zt = self.logits_t[: m * c].reshape(c, m)
             np.add(z.T, b[:, None], out=zt)
             lo = min(lo, float(zt.min()))
-            part, right, top = softmax_xent_(zt, self.label_index[k])
+            weights = None if self.sample_weight is None else self.sample_weight[start : start + m]
+            part, right, top = softmax_xent_(zt, self.label_index[k], weights)
             loss, correct, hi = loss + part, correct + right, max(hi, top)
             gsum += zt.sum(axis=1)
             if k == 0:
@@ -506,7 +539,11 @@ def run_lbfgs(
     cancelled = cancel_checker(cancel)
     d, c = weights.shape
     norm = Normalizer.from_data(x)
-    objective = _Objective(x, y, c, norm, config.reg, config.batch_size, cancelled)
+    # Balanced weights sum to N, so the loss keeps its scale and reg its meaning.
+    sample_weight = balanced_sample_weights(y, c) if config.class_balance else None
+    if sample_weight is not None and np.all(sample_weight == 1):
+        sample_weight = None  # equal class sizes: the plain kernel, bit for bit
+    objective = _Objective(x, y, c, norm, config.reg, config.batch_size, cancelled, sample_weight)
     val = ValSubset(x_val, y_val, rng)
     report_every = config.report_every or default_report_every(config.num_iter)
     # Curvature of mean softmax cross-entropy is at most 1/2 times that of the

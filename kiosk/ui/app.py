@@ -22,6 +22,7 @@ from kiosk import __version__, config
 from kiosk.pin import check_pin_format, hash_pin
 
 EXIT_USAGE = 2
+CPU_FALLBACK_MESSAGE = "Running on the CPU: Edge TPU not found"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=False,
         help="remove the operator PIN from the config file (the forgotten-PIN recovery)",
     )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        default=False,
+        help="start with no classes instead of restoring the autosaved session "
+        "(the autosave is replaced by the new session)",
+    )
     parser.add_argument("--version", action="version", version=f"kiosk {__version__}")
     return parser
 
@@ -138,15 +146,45 @@ def parse_args(
 
 
 def load_core(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The extractor and the (unopened) frame source; ``ValueError``-like errors say why not."""
-    from kiosk.embedding import EmbeddingExtractor
+    """The extractor and the (unopened) frame source; ``ValueError``-like errors say why not.
+
+    Sets ``args.model_note`` to ``CPU_FALLBACK_MESSAGE`` when an Edge TPU model
+    was replaced by its CPU twin (see ``load_extractor``), else None.
+    """
     from kiosk.models import resolve_model
     from kiosk.vision.sources import open_source
 
     model_path = resolve_model(args.model)
-    extractor = EmbeddingExtractor(model_path, num_threads=args.threads)
+    extractor, args.model_note = load_extractor(model_path, args.threads)
     source = open_source(args.source)
     return extractor, source
+
+
+def load_extractor(
+    model_path: str | Path, num_threads: int | None = None
+) -> tuple[Any, str | None]:
+    """(the extractor, a note for the operator or None).
+
+    An ``_edgetpu`` model that cannot run (no Edge TPU plugged in) falls back to
+    its CPU twin (``x_edgetpu.tflite`` -> ``x.tflite``) from the same folder, when
+    that file exists: the kiosk keeps working, a little slower, and the note
+    (``CPU_FALLBACK_MESSAGE``) says so. Any other failure raises as it was.
+    """
+    from kiosk.embedding import EmbeddingExtractor
+    from kiosk.vision import runtime
+
+    path = Path(model_path)
+    try:
+        return EmbeddingExtractor(path, num_threads=num_threads), None
+    except ValueError:
+        twin = path.with_name(runtime.cpu_twin_name(path))
+        try:
+            compiled = runtime.is_edgetpu_model(runtime.read_model(path)[1])
+        except ValueError:
+            compiled = False
+        if not compiled or twin == path or not twin.is_file():
+            raise
+    return EmbeddingExtractor(twin, num_threads=num_threads), CPU_FALLBACK_MESSAGE
 
 
 def set_pin(path: Path, ask: Callable[[str], str] | None = None) -> int:
@@ -185,6 +223,13 @@ class Kiosk:
 
     controller: Any  # kiosk.ui.controller.Controller
     window: Any  # kiosk.ui.main_window.MainWindow
+    autosaver: Any = None  # kiosk.autosave.Autosaver, when autosave is on
+
+    def close(self) -> None:
+        """Stop the threads and write what autosave has pending."""
+        self.controller.shutdown()
+        if self.autosaver is not None:
+            self.autosaver.close()
 
 
 def build(
@@ -198,12 +243,23 @@ def build(
     burst_hz: float | None = None,
     pin_hash: str | None = None,
     unlock_seconds: float | None = None,
+    autosave_dir: str | Path | None = None,
+    autosave: bool = False,
+    fresh: bool = False,
+    model_note: str | None = None,
 ) -> Kiosk:
     """Wire a session, a grabber, the controller and the window (nothing started yet).
 
     Call ``kiosk.controller.start()`` to start the camera and vision threads, and
     ``controller.shutdown()`` (closing the window does it) to stop them. The
     operator lock guards anything only in kiosk mode (``fullscreen``) with a PIN.
+
+    With ``autosave`` (or an ``autosave_dir``) every change is journaled
+    (``kiosk.autosave``) and, unless ``fresh``, the last session and its head
+    are restored first; the status line says what came back.
+
+    ``model_note`` (``load_extractor``'s CPU fall-back note) is shown on the
+    status line and as a badge that stays in the window's corner.
     """
     from kiosk.session import TeachingSession
     from kiosk.ui.controller import BURST_HZ, Controller
@@ -213,6 +269,9 @@ def build(
 
     if session is None:
         session = TeachingSession(extractor)
+    saver, restored = None, None
+    if autosave or autosave_dir is not None:
+        saver, restored = _restore_autosave(session, autosave_dir, fresh)
     # The product starts with two classes ready to fill.
     while len(session.store.class_names) < 2:
         session.store.add_class()
@@ -229,7 +288,57 @@ def build(
         unlock_seconds=unlock_seconds if unlock_seconds is not None else UNLOCK_SECONDS,
     )
     window = MainWindow(controller, kiosk=fullscreen, lock=lock)
-    return Kiosk(controller, window)
+    if saver is not None:
+        saver.on_error = _autosave_reporter(controller)
+        saver.start()
+    if model_note is not None:
+        from kiosk.ui.badge import CornerBadge
+
+        window.cpu_badge = CornerBadge(model_note, window)
+        if restored is not None and restored[1] == "error" and "different model" in restored[0]:
+            # CPU embeddings differ slightly from the Edge TPU's: the autosave
+            # refuses them rather than mix the two. Say what to do about it.
+            restored = (
+                f"{model_note}. The autosaved samples were made on the Edge TPU "
+                f"model and are kept in {saver.folder}: plug the Edge TPU in and "
+                "restart to continue them, or start over here",
+                "error",
+            )
+        elif restored is None:
+            restored = (model_note, "error")
+        elif restored[1] != "error":
+            restored = (f"{model_note}. {restored[0]}", "error")
+    if restored is not None:
+        controller.message.emit(*restored)
+    return Kiosk(controller, window, saver)
+
+
+def _restore_autosave(
+    session: Any, folder: str | Path | None, fresh: bool
+) -> tuple[Any, tuple[str, str] | None]:
+    """(the Autosaver, a (text, level) status message or None)."""
+    from kiosk.autosave import Autosaver
+    from kiosk.persist import ProjectError
+
+    saver = Autosaver(session, folder)
+    if fresh:
+        return saver, ("Started fresh: the previous session will be replaced", "info")
+    try:
+        report = saver.restore()
+    except (ProjectError, OSError) as error:
+        # Start empty rather than not at all; the autosave files stay until replaced.
+        return saver, (f"Could not restore the last session: {error}", "error")
+    if report is None:
+        return saver, None
+    return saver, (report.message(), "ok")
+
+
+def _autosave_reporter(controller: Any) -> Callable[[str | None], None]:
+    def report(text: str | None) -> None:
+        # Runs on the autosave thread: a signal emit is safe there (queued to the GUI).
+        controller.message.emit(text or "Autosave works again", "error" if text else "ok")
+
+    return report
 
 
 def _quit_on_signal(window: Any) -> None:
@@ -293,6 +402,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         burst_hz=settings.burst_hz,
         pin_hash=settings.operator_pin_hash,
         unlock_seconds=settings.operator_unlock_seconds,
+        autosave=True,
+        fresh=getattr(args, "fresh", False),
+        model_note=getattr(args, "model_note", None),
     )
     _quit_on_signal(kiosk.window)
     kiosk.controller.start()
@@ -300,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(app.exec())
     finally:
-        kiosk.controller.shutdown()
+        kiosk.close()
 
 
 def icon_path() -> Path:

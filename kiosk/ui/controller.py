@@ -12,13 +12,16 @@ number key is held), TRAINING, TRAINED (live predictions), SAVING.
 from __future__ import annotations
 
 import enum
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
+from kiosk.coaching import class_hint
 from kiosk.ui.workers import (
     CallWorker,
     CaptureDone,
@@ -108,6 +111,7 @@ class Controller(QObject):
     frameProcessed = Signal(object)  # FrameResult (benchmarks, diagnostics)
 
     _storeChangedElsewhere = Signal()  # bounces store listener calls into this thread
+    _confirmRequested = Signal(object)  # SaveReport: the save thread asks the GUI thread
 
     def __init__(
         self,
@@ -168,6 +172,15 @@ class Controller(QObject):
         self._save_thread: QThread | None = None
         self._save_paths: SavePaths | None = None
         self._save_started = 0.0
+        # Fidelity gate: called on the GUI thread with the staged SaveReport when
+        # a class's quantized agreement is low; returns whether to write anyway.
+        # The main window sets it to a dialog; None writes without asking.
+        self.confirm_save: Callable[[Any], bool] | None = None
+        self._confirm_answer = False
+        self._confirm_done = threading.Event()
+        self._confirmRequested.connect(
+            self._on_confirm_requested, Qt.ConnectionType.QueuedConnection
+        )
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -202,6 +215,9 @@ class Controller(QObject):
             self.session.store.listeners.remove(self._store_listener)
         if self._trainer is not None:
             self._trainer.cancel()
+        # A save waiting for the operator's answer gives up: nothing is written.
+        self._confirm_answer = False
+        self._confirm_done.set()
         if self._vision is not None:
             self._vision.stop()
         for thread in (self._train_thread, self._save_thread, self._vision_thread):
@@ -436,7 +452,12 @@ class Controller(QObject):
                 "Training diverged: lower the learning rate in Settings and train again", "error"
             )
         else:
-            self._say(_training_summary(result), "ok")
+            text = _training_summary(result)
+            head = getattr(self.session, "head", None)
+            hint = getattr(getattr(head, "evaluation", None), "hint", None)
+            if hint:  # name the most-confused pair instead of the generic advice
+                text = text.split(". ")[0] + ". " + hint
+            self._say(text, "ok")
         self.trainingFinished.emit(result)
 
     @Slot(str)
@@ -499,7 +520,27 @@ class Controller(QObject):
             raise OSError(
                 f"Cannot create the folder {paths.model.parent}: {error.strerror or error}"
             ) from error
-        return self.session.save(paths.model, paths.labels)
+        return self.session.save(paths.model, paths.labels, confirm=self._confirm_from_save_thread)
+
+    def _confirm_from_save_thread(self, report: Any) -> bool:
+        # Runs on the save thread: the question is asked on the GUI thread, and
+        # this thread waits for the answer (the GUI stays responsive meanwhile).
+        if self.confirm_save is None or self._shut_down:
+            return not self._shut_down
+        self._confirm_done.clear()
+        self._confirmRequested.emit(report)
+        self._confirm_done.wait()
+        return self._confirm_answer
+
+    @Slot(object)
+    def _on_confirm_requested(self, report: Any) -> None:
+        answer = False
+        try:
+            if not self._shut_down and self.confirm_save is not None:
+                answer = bool(self.confirm_save(report))
+        finally:
+            self._confirm_answer = answer
+            self._confirm_done.set()
 
     @Slot(object)
     def _on_save_done(self, report: Any) -> None:
@@ -512,12 +553,20 @@ class Controller(QObject):
     def _on_save_failed(self, error: Exception) -> None:
         self._set_state(self._resting_state())
         text = str(error) or type(error).__name__
+        if type(error).__name__ == "SaveCancelled":
+            self._say(f"{text}. Earlier files are untouched.", "info")
+            self.saveFailed.emit(text)
+            return
         self._say(f"Save failed, earlier files are untouched: {text}", "error")
         self.saveFailed.emit(text)
 
     @Slot()
     def _on_save_thread_finished(self) -> None:
-        self._retire_save_thread()
+        # Only for the current save's thread: a late signal from an earlier one
+        # must not block waiting for a newer save, which may itself be waiting
+        # for the operator's answer on this thread (fidelity gate).
+        if self.sender() is self._save_thread:
+            self._retire_save_thread()
 
     def _retire_save_thread(self) -> None:
         # As for training: drop the references only once the thread has ended.
@@ -569,6 +618,9 @@ class Controller(QObject):
     @Slot(object)
     def _on_captured(self, done: CaptureDone) -> None:
         self.sampleCaptured.emit(done.class_index)
+        message = getattr(done.feedback, "message", None)
+        if message:  # stored anyway; the operator is told to vary the view
+            self._say(message, "info")
 
     @Slot(str)
     def _on_vision_failed(self, text: str) -> None:
@@ -607,7 +659,10 @@ def _save_summary(report: Any) -> str:
     agreement = getattr(report, "agreement", None)
     checked = getattr(report, "num_checked", None)
     text = f"Saved {model.name} + labels.txt to {model.parent}"
-    if agreement is not None:
+    low = report.low_fidelity_classes() if hasattr(report, "low_fidelity_classes") else []
+    if low:
+        text += " · warning: the quantized model often disagrees on " + ", ".join(low)
+    elif agreement is not None:
         text += f" · quantized model agrees with the float head on {_percent(agreement)}"
         if checked:
             text += f" of {checked} samples"
@@ -626,6 +681,9 @@ def hint_for(snapshot: Snapshot) -> str:
     with_samples = sum(1 for c in snapshot.counts if c > 0)
     if with_samples < 2:
         return "Tap or hold a class's button (or keys 1–9) to capture two classes or more."
+    coaching = class_hint(snapshot.class_names, snapshot.counts)
+    if coaching and (not snapshot.has_head or snapshot.head_stale):
+        return coaching
     if not snapshot.has_head:
         return "Ready: press Train."
     if snapshot.head_stale:

@@ -151,6 +151,8 @@ class MainWindow(QMainWindow):
         controller.sourceErrorChanged.connect(self.video.set_source_error)
         controller.trainingStarted.connect(self._on_training_started)
         controller.trainingProgress.connect(self.training.on_progress)
+        controller.trainingFinished.connect(self._on_training_finished)
+        controller.confirm_save = self._confirm_low_fidelity
         controller.message.connect(self.show_message)
         self.lock.message.connect(self.show_message)
 
@@ -278,6 +280,31 @@ class MainWindow(QMainWindow):
     @Slot()
     def _on_training_started(self) -> None:
         self.training.on_started(int(getattr(self.controller.training_config, "num_iter", 1)))
+
+    @Slot(object)
+    def _on_training_finished(self, result: object) -> None:
+        head = self.controller.session.head
+        if result is None or head is None or getattr(result, "cancelled", True):
+            return
+        indices = self.controller.session.head_indices or ()
+        self.training.show_evaluation(head.evaluation, indices)
+
+    def _confirm_low_fidelity(self, report: object) -> bool:
+        """The fidelity gate's question: write a model that disagrees on some classes?"""
+        parts = [
+            f"{name}: {100 * value:.0f}%"
+            for name, value in report.per_class_agreement.items()
+            if value is not None and name in report.low_fidelity_classes()
+        ]
+        return dialogs.ask_confirm(
+            self,
+            "Save a less accurate model?",
+            "The saved (quantized) model disagrees with the trained model on some classes ("
+            + ", ".join(parts)
+            + "). Add more varied samples and train again, or save anyway.",
+            ok_text="Save anyway",
+            danger=True,
+        )
 
     @Slot(str, str)
     def show_message(self, text: str, level: str = "info") -> None:

@@ -14,9 +14,28 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from kiosk.ui.style import class_color
 
+NOT_SURE_COLOR = "#ffb74d"
+INSTANT_COLOR = "#8a93a0"
+
+
+def caption_for(prediction: Any) -> tuple[str, str] | None:
+    """(text, colour) of the line over the bars, or None: "not sure" or an instant guess."""
+    if prediction is None:
+        return None
+    if not getattr(prediction, "sure", True):
+        return "Not sure: none of the classes fits well", NOT_SURE_COLOR
+    if getattr(prediction, "source", "trained") == "imprinted":
+        return "Instant guess from the samples · Train to improve", INSTANT_COLOR
+    return None
+
 
 class PredictionView(QWidget):
-    """Confidence bars in class colours; the top class is highlighted."""
+    """Confidence bars in class colours; the top class is highlighted.
+
+    Over the bars a caption says "Not sure" when the top confidence is below
+    the head's threshold (no bar is highlighted then), or that the answer is
+    an instant guess of the imprinted head before training.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -28,6 +47,7 @@ class PredictionView(QWidget):
         self._top: int | None = None
         self._colors: tuple[int, ...] = ()
         self._placeholder = "Train to see live predictions here"
+        self._caption: tuple[str, str] | None = None
         self.scale = 1.0
 
     def sizeHint(self) -> QSize:
@@ -40,15 +60,24 @@ class PredictionView(QWidget):
             if self._probabilities:
                 self._probabilities = ()
                 self._top = None
+                self._caption = None
                 self.update()
             return
+        self._caption = caption_for(prediction)
         self._names = tuple(str(n) for n in prediction.class_names)
         self._probabilities = tuple(float(p) for p in prediction.probabilities)
         # Bars are in head order; colours follow the classes' store positions.
         indices = getattr(prediction, "class_indices", None)
         self._colors = tuple(range(len(self._names)) if indices is None else indices)
         self._top = int(max(range(len(self._probabilities)), key=self._probabilities.__getitem__))
+        if not getattr(prediction, "sure", True):
+            self._top = None  # no class is named when the head is not sure
         self.update()
+
+    @property
+    def caption(self) -> str | None:
+        """The line shown over the bars, if any."""
+        return None if self._caption is None else self._caption[0]
 
     def set_placeholder(self, text: str) -> None:
         if text != self._placeholder:
@@ -80,10 +109,28 @@ class PredictionView(QWidget):
             return
         count = len(self._probabilities)
         gap = 6 * self.scale
-        row = min(48 * self.scale, max(18.0, (self.height() - gap * (count - 1)) / count))
+        header = 0.0
+        if self._caption is not None:
+            text, color = self._caption
+            header = round(22 * self.scale)
+            caption_font = QFont(self.font())
+            caption_font.setPixelSize(round(15 * self.scale))
+            caption_font.setBold(True)
+            painter.setFont(caption_font)
+            painter.setPen(QColor(color))
+            box = QRectF(0, 0, self.width(), header)
+            elided = painter.fontMetrics().elidedText(
+                text, Qt.TextElideMode.ElideRight, int(box.width())
+            )
+            painter.drawText(
+                box, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, elided
+            )
+            header += gap
+        room = self.height() - header
+        row = min(48 * self.scale, max(14.0, (room - gap * (count - 1)) / count))
         font = QFont(self.font())
         font.setPixelSize(max(11, round(min(row * 0.5, 20 * self.scale))))
-        top = max(0.0, (self.height() - count * row - (count - 1) * gap) / 2)
+        top = header + max(0.0, (room - count * row - (count - 1) * gap) / 2)
         pad = 10 * self.scale
         for i, probability in enumerate(self._probabilities):
             color = class_color(self._colors[i] if i < len(self._colors) else i)

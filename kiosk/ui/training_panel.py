@@ -12,8 +12,17 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QLabel, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
+from kiosk.ui.evaluation_view import EvaluationView
 from kiosk.ui.workers import TrainingCurve
 
 LOSS_COLOR = "#eef1f5"
@@ -101,7 +110,11 @@ class TrainingPlot(pg.PlotWidget):
 
 
 class TrainingPanel(QWidget):
-    """A summary line over the plot: iteration, loss, training and validation accuracy."""
+    """A summary line over the plot: iteration, loss, training and validation accuracy.
+
+    After a training with held-out samples a toggle switches between the curve
+    and the per-class evaluation (``EvaluationView``), which is shown first.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -119,10 +132,22 @@ class TrainingPanel(QWidget):
         self.placeholder.setObjectName("PlotPlaceholder")
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.placeholder.setWordWrap(True)
+        self.evaluation = EvaluationView()
         self.stack = QStackedWidget()
         self.stack.addWidget(self.placeholder)
         self.stack.addWidget(self.plot)
-        layout.addWidget(self.summary)
+        self.stack.addWidget(self.evaluation)
+        self.view_toggle = QPushButton("Per class")
+        self.view_toggle.setObjectName("ViewToggle")
+        self.view_toggle.setToolTip("Switch between the training curve and per-class accuracy")
+        self.view_toggle.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.view_toggle.clicked.connect(self.toggle_view)
+        self.view_toggle.hide()
+        header = QHBoxLayout()
+        header.setContentsMargins(0, 0, 0, 0)
+        header.addWidget(self.summary, 1)
+        header.addWidget(self.view_toggle)
+        layout.addLayout(header)
         layout.addWidget(self.stack, 1)
         self.summary.hide()
         self.points_shown = 0
@@ -130,6 +155,7 @@ class TrainingPanel(QWidget):
 
     def set_scale(self, scale: float) -> None:
         self.plot.set_scale(scale)
+        self.evaluation.scale = scale
 
     @Slot()
     def on_started(self, num_iter: int = 1) -> None:
@@ -137,7 +163,24 @@ class TrainingPanel(QWidget):
         self.plot.clear_curves(num_iter)
         self._legend(None)
         self.summary.show()
+        self.view_toggle.hide()
         self.stack.setCurrentWidget(self.plot)
+
+    def show_evaluation(self, evaluation: object, class_indices: tuple[int, ...] = ()) -> None:
+        """After training: show the per-class view (None keeps the curve)."""
+        self.evaluation.set_evaluation(evaluation, class_indices)
+        if evaluation is None:
+            self.view_toggle.hide()
+            return
+        self.view_toggle.show()
+        self.stack.setCurrentWidget(self.evaluation)
+        self.view_toggle.setText("Curve")
+
+    @Slot()
+    def toggle_view(self) -> None:
+        showing_curve = self.stack.currentWidget() is self.plot
+        self.stack.setCurrentWidget(self.evaluation if showing_curve else self.plot)
+        self.view_toggle.setText("Curve" if showing_curve else "Per class")
 
     @Slot(object)
     def on_progress(self, curve: TrainingCurve) -> None:

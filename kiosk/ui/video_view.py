@@ -233,6 +233,11 @@ class VideoView(QWidget):
         name = str(prediction.class_name)
         confidence = float(prediction.confidence)
         color = class_color(index)
+        if not getattr(prediction, "sure", True):
+            # Below the head's threshold: say so rather than force a class.
+            name, color = "Not sure", QColor("#ffb74d")
+        elif getattr(prediction, "source", "trained") == "imprinted":
+            name = f"{name}?"  # an instant guess before training
         # A banner along the top of the picture: big name, confidence beside it.
         height = max(48, round(min(target.height() * 0.16, 72 * self.scale)))
         band = QRectF(target.left(), target.top(), target.width(), height)

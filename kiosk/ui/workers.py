@@ -27,6 +27,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from kiosk.store import StoreFullError
+
 # Progress signals per second while training: the plot cannot show more.
 PROGRESS_HZ = 20.0
 # The plot gets at most about this many points, however long training runs.
@@ -55,6 +57,7 @@ class CaptureDone:
     class_index: int
     sample_id: Any
     latency: float  # seconds from the request to the sample being stored
+    feedback: Any = None  # kiosk.coaching.CaptureFeedback | None (near-duplicate check)
 
 
 @dataclass(frozen=True)
@@ -168,11 +171,19 @@ class VisionWorker(QObject):
             class_index, requested = self._requests.popleft()
             try:
                 sample_id = self._session.capture(class_index, frame)
-            except Exception as error:  # a class removed meanwhile, a full store...
+            except StoreFullError as error:
+                # Drop the rest of the burst: every further request would fail the same way.
+                self._requests.clear()
+                self._report(str(error))
+                continue
+            except Exception as error:  # a class removed meanwhile...
                 self._report(f"Capture failed: {error}")
                 continue
             latency = time.perf_counter() - requested
-            self.captured.emit(CaptureDone(class_index, sample_id, latency))
+            # After the latency is taken: coaching must not delay the capture itself.
+            check = getattr(self._session, "capture_feedback", None)
+            feedback = check(sample_id) if check is not None else None
+            self.captured.emit(CaptureDone(class_index, sample_id, latency, feedback))
 
     def _report(self, text: str) -> None:
         # A failure that repeats on every frame is said once every few seconds.
@@ -185,7 +196,9 @@ class VisionWorker(QObject):
         start = time.perf_counter()
         prediction = None
         try:
-            prediction = self._session.predict(frame)
+            # The trained head, or before training the instant imprinted one.
+            live = getattr(self._session, "predict_live", None)
+            prediction = live(frame) if live is not None else self._session.predict(frame)
         except Exception as error:
             self._report(f"Prediction failed: {error}")
         self.result.emit(FrameResult(frame_id, prediction, time.perf_counter() - start))

@@ -83,6 +83,14 @@ class EmbeddingExtractor:
         self.output_quantization = (float(scale), int(zero_point))
         # One interpreter is not safe to share between threads.
         self._lock = threading.Lock()
+        # A corrupt model can load and still fail on its first invoke ("Input
+        # tensor 64 lacks data", found by the fuzz test): refuse it now, with a
+        # clear message, rather than in the middle of the live preview.
+        try:
+            self.embed_input(np.zeros((height, width, 3), np.uint8))
+        except RuntimeError as error:
+            detail = str(error).strip().splitlines()[0] if str(error).strip() else "it fails"
+            raise ValueError(f"{self.model_path.name} loads but cannot run: {detail}") from None
 
     def __repr__(self) -> str:
         where = "Edge TPU" if self.on_edgetpu else "CPU"

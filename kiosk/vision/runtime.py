@@ -19,6 +19,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from kiosk.vision.model_check import check_model_structure
+
 EDGETPU_CUSTOM_OP = b"edgetpu-custom-op"
 
 # libedgetpu's file name per OS, as Coral's runtime packages install it.
@@ -117,6 +119,9 @@ def load_interpreter(
     """
     label, content = read_model(model)
     label = name or label
+    # LiteRT trusts the file: a corrupt shape can make it allocate gigabytes
+    # (found by tests/test_fuzz_models.py). Refuse such files here instead.
+    check_model_structure(content, label)
     if is_edgetpu_model(content) and not edgetpu:
         raise ValueError(
             f"{label} is compiled for the Edge TPU and needs one to run; "
