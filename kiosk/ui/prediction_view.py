@@ -48,6 +48,7 @@ class PredictionView(QWidget):
         self._colors: tuple[int, ...] = ()
         self._placeholder = "Train to see live predictions here"
         self._caption: tuple[str, str] | None = None
+        self._shown: tuple = ()
         self.scale = 1.0
 
     def sizeHint(self) -> QSize:
@@ -61,17 +62,27 @@ class PredictionView(QWidget):
                 self._probabilities = ()
                 self._top = None
                 self._caption = None
+                self._shown = ()
                 self.update()
             return
-        self._caption = caption_for(prediction)
-        self._names = tuple(str(n) for n in prediction.class_names)
-        self._probabilities = tuple(float(p) for p in prediction.probabilities)
+        names = tuple(str(n) for n in prediction.class_names)
+        probabilities = tuple(float(p) for p in prediction.probabilities)
         # Bars are in head order; colours follow the classes' store positions.
         indices = getattr(prediction, "class_indices", None)
-        self._colors = tuple(range(len(self._names)) if indices is None else indices)
-        self._top = int(max(range(len(self._probabilities)), key=self._probabilities.__getitem__))
+        colors = tuple(range(len(names)) if indices is None else indices)
+        top: int | None = max(range(len(probabilities)), key=probabilities.__getitem__)
         if not getattr(prediction, "sure", True):
-            self._top = None  # no class is named when the head is not sure
+            top = None  # no class is named when the head is not sure
+        caption = caption_for(prediction)
+        # Repaint only when what is drawn changes (whole percents, the top bar,
+        # the caption): every frame brings a prediction, and on a small board
+        # painting identical bars 30 times a second takes CPU from the video.
+        shown = (names, colors, top, caption, tuple(round(100 * p) for p in probabilities))
+        self._probabilities = probabilities
+        if shown == self._shown:
+            return
+        self._shown = shown
+        self._names, self._colors, self._top, self._caption = names, colors, top, caption
         self.update()
 
     @property
