@@ -9,7 +9,8 @@ Folder layout (``<user data dir>/autosave``, or ``$KIOSK_DATA_DIR/autosave``)::
 
     state.json          written last, atomically, on every flush
     seg-<n>.npz         samples journaled by one flush (``kiosk.persist.pack_samples``
-                        arrays; ``keys`` are row numbers, unused)
+                        arrays; ``keys`` are row numbers, unused; with ``flipped`` /
+                        ``has_flipped``, the mirrored embeddings of flip_augment)
     head-<n>.npz        the latest head's weights (``kiosk.persist.head_to_arrays``)
 
 ``state.json``::
@@ -21,6 +22,13 @@ Folder layout (``<user data dir>/autosave``, or ``$KIOSK_DATA_DIR/autosave``)::
      "head": null | {"file": ..., "class_ids": [...], "samples": [[[segment, row], ...], ...],
                      "logit_min": ..., "result": {...}, ...},
      "training": {...}}
+
+Segments written before the mirrored embeddings were journaled have no
+``flipped`` arrays: on restore the copies are re-created from the stored JPEG
+model inputs (``TeachingSession.recreate_flipped``). A mirrored copy is
+journaled with its sample, in the same segment; one that was not ready yet
+when its sample was journaled is re-created the same way (the same numbers:
+it is computed from the same decoded JPEG).
 
 Files are only ever created under new names and ``state.json`` is replaced
 atomically after them, so the state it names is always complete; files it
@@ -222,7 +230,10 @@ class Autosaver:
             new = []
         if new:
             name = self._new_name("seg")
-            write_npz(self.folder / name, pack_samples(new, range(len(new)), snapshot.feature_dim))
+            arrays = pack_samples(
+                new, range(len(new)), snapshot.feature_dim, self.session.flipped_embeddings()
+            )
+            write_npz(self.folder / name, arrays)
             for row, sample in enumerate(new):
                 self._where[sample.id] = (name, row)
             self._segments.append(name)
@@ -246,7 +257,8 @@ class Autosaver:
         if live:
             name = self._new_name("seg")
             dim = self.session.store.feature_dim
-            write_npz(self.folder / name, pack_samples(live, range(len(live)), dim))
+            flipped = self.session.flipped_embeddings()
+            write_npz(self.folder / name, pack_samples(live, range(len(live)), dim, flipped))
             self._where = {s.id: (name, row) for row, s in enumerate(live)}
             self._segments, self._segment_rows = [name], {name: len(live)}
 
@@ -345,6 +357,7 @@ class Autosaver:
             store.remove_class(index)
         new_class_id: dict[int, int] = {}
         new_sample_id: dict[tuple[int, int], int] = {}
+        flipped: dict[int, Any] = {}
         restored = 0
         note = None
         for old_id, name, refs in classes:
@@ -362,6 +375,8 @@ class Autosaver:
                     note = str(error)
                     break
                 new_sample_id[r] = sid
+                if record.flipped is not None:
+                    flipped[sid] = record.flipped
                 self._where[sid] = (segments[r[0]], r[1])
                 restored += 1
         if missing:
@@ -371,6 +386,8 @@ class Autosaver:
             name: sum(1 for key in records if key[0] == i) for i, name in enumerate(segments)
         }
         self._counter = max([_number(n) for n in segments] + [self._counter])
+        self.session.restore_flipped(flipped)
+        self.session.recreate_flipped()  # segments from before the copies were journaled
         head_ok = self._restore_head(state.get("head"), new_class_id, new_sample_id)
         self._remove_unnamed()
         return RestoreReport(restored, len(classes), head_ok, note)

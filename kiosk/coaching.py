@@ -6,7 +6,8 @@
 * Novelty: how different an embedding is from everything captured
   (1 - the largest cosine similarity), for a small meter.
 * Class balance and size: a class with fewer than a third of the largest
-  class's samples, or fewer than ``MIN_SAMPLES`` before training, is named.
+  class's samples, or fewer than ``MIN_SAMPLES`` before training, is named
+  (``class_hint`` for the status line, ``card_hints`` for a note on each card).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "MIN_SAMPLES",
     "CaptureFeedback",
     "capture_feedback",
+    "card_hints",
     "class_hint",
     "novelty",
 ]
@@ -114,3 +116,23 @@ def imbalanced_classes(counts: Sequence[int], ratio: float = IMBALANCE_RATIO) ->
     """Indices of classes with samples but fewer than ``ratio`` x the largest class's."""
     largest = max(counts, default=0)
     return [i for i, n in enumerate(counts) if 0 < n < ratio * largest]
+
+
+def card_hints(
+    counts: Sequence[int], *, ratio: float = IMBALANCE_RATIO, minimum: int = MIN_SAMPLES
+) -> list[str | None]:
+    """A short note per class for its card: "needs 3 more", "too few", or None.
+
+    The same rules as ``class_hint`` (only classes with samples count, and
+    there must be two of them), but every affected class gets its note.
+    """
+    notes: list[str | None] = [None] * len(counts)
+    if sum(1 for n in counts if n > 0) < 2:
+        return notes
+    small = set(imbalanced_classes(counts, ratio))
+    for i, n in enumerate(counts):
+        if 0 < n < minimum:
+            notes[i] = f"needs {minimum - n} more"
+        elif i in small:
+            notes[i] = "too few"
+    return notes

@@ -13,6 +13,8 @@ Example::
     output = "/home/kiosk/models/booth.tflite"
     fullscreen = true
     burst_hz = 10.0
+    max_samples_per_class = 2000   # captures stop beyond these limits
+    max_memory_mb = 1024
 
     [training]
     num_iter = 60
@@ -41,6 +43,7 @@ import platformdirs
 
 from kiosk.atomic import atomic_write
 from kiosk.learn.training import DEFAULT_TRAINING as _T
+from kiosk.store import DEFAULT_MAX_BYTES, DEFAULT_MAX_SAMPLES_PER_CLASS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -49,6 +52,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 CONFIG_ENV = "KIOSK_CONFIG"
 CONFIG_NAME = "kiosk.toml"
+DEFAULT_MAX_MB = DEFAULT_MAX_BYTES // 2**20
 
 
 class ConfigError(ValueError):
@@ -93,6 +97,12 @@ OPTIONS: tuple[Option, ...] = (
            optional=True, flag="--threads"),
     Option("burst_hz", float, 10.0, "samples a second while a capture button is held",
            minimum=0.5, maximum=30.0, flag="--burst-hz"),
+    Option("max_samples_per_class", int, DEFAULT_MAX_SAMPLES_PER_CLASS,
+           "samples a class may hold; captures stop beyond it", minimum=1, maximum=100_000,
+           flag="--max-samples-per-class"),
+    Option("max_memory_mb", int, DEFAULT_MAX_MB, "megabytes all samples may take (embeddings, "
+           "thumbnails, images); captures stop beyond it", minimum=16, maximum=65_536,
+           flag="--max-memory-mb"),
     Option("training.num_iter", int, _T.num_iter, "training iterations", minimum=1, maximum=100_000,
            flag="--num-iter"),
     Option("training.learning_rate", float, _T.learning_rate, "training step size", minimum=1e-6,
@@ -121,6 +131,8 @@ class Settings:
     fullscreen: bool = False
     threads: int | None = None
     burst_hz: float = 10.0
+    max_samples_per_class: int = DEFAULT_MAX_SAMPLES_PER_CLASS
+    max_memory_mb: int = DEFAULT_MAX_MB
     training_num_iter: int = _T.num_iter
     training_learning_rate: float = _T.learning_rate
     training_batch_size: int = _T.batch_size

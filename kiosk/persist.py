@@ -2,6 +2,13 @@
 
 Everything here is numpy arrays in ``np.savez`` files read back with
 ``allow_pickle=False`` and plain JSON: nothing on disk can run code when loaded.
+
+Sample files may also hold the mirrored embeddings ``TeachingSession.flip_augment``
+computes (arrays ``flipped`` (N, D) float32 and ``has_flipped`` (N,) bool; a
+row without a copy is zeros and False). Files written before they were added
+have neither array; the loaders then re-create the copies from the stored JPEG
+model inputs (``TeachingSession.recreate_flipped``), and a sample without a
+stored image trains on its original only.
 Every file is written atomically (``kiosk.atomic``), so a reader sees the old
 or the new file, never half of one. Every read is checked (names, dtypes,
 shapes, finiteness) and any problem becomes a ``ProjectError`` whose message
@@ -59,6 +66,7 @@ class SampleRecord:
         thumbnail: (h, w, 3) uint8.
         image: JPEG bytes of the model input, or None.
         created: capture time (seconds since the epoch).
+        flipped: (D,) float32 embedding of the mirrored image, or None.
     """
 
     key: int
@@ -66,6 +74,7 @@ class SampleRecord:
     thumbnail: np.ndarray
     image: bytes | None
     created: float
+    flipped: np.ndarray | None = None
 
 
 # -- files ---------------------------------------------------------------------
@@ -130,9 +139,15 @@ def remove_quietly(path: Path) -> None:
 
 
 def pack_samples(
-    samples: Sequence[Sample], keys: Sequence[int], feature_dim: int
+    samples: Sequence[Sample],
+    keys: Sequence[int],
+    feature_dim: int,
+    flipped: Mapping[int, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Samples as arrays for ``write_npz``.
+
+    With ``flipped`` ({sample id: (D,) mirrored embedding}) also ``flipped``
+    (N, D) float32 and ``has_flipped`` (N,) bool.
 
     Returns:
         ``keys`` (N,) int64, ``embeddings`` (N, D) float32, ``thumbnails``
@@ -159,7 +174,7 @@ def pack_samples(
     offsets = np.zeros(n + 1, np.int64)
     offsets[1:] = np.cumsum(lengths)
     image_data = np.frombuffer(b"".join(s.image or b"" for s in samples), np.uint8)
-    return {
+    arrays = {
         "keys": np.asarray(keys, np.int64).reshape(n),
         "embeddings": embeddings.astype(np.float32, copy=False),
         "thumbnails": thumbnails,
@@ -167,6 +182,14 @@ def pack_samples(
         "image_offsets": offsets,
         "created": np.array([s.created for s in samples], np.float64).reshape(n),
     }
+    if flipped is not None:
+        has = np.array([s.id in flipped for s in samples], bool).reshape(n)
+        mirrored = np.zeros((n, embeddings.shape[1]), np.float32)
+        for row, sample in enumerate(samples):
+            if has[row]:
+                mirrored[row] = flipped[sample.id]
+        arrays["flipped"], arrays["has_flipped"] = mirrored, has
+    return arrays
 
 
 SAMPLE_SPEC = {
@@ -206,6 +229,7 @@ def unpack_samples(path: Path, feature_dim: int | None) -> list[SampleRecord]:
     if not np.isfinite(embeddings).all():
         raise ProjectError(f"{name}: embeddings contain NaN or infinite values")
     embeddings = embeddings.astype(np.float32, copy=False)
+    mirrored = _flipped_rows(a, n, embeddings.shape[1], name)
     raw = data.tobytes()
     records = []
     for i in range(n):
@@ -217,9 +241,29 @@ def unpack_samples(path: Path, feature_dim: int | None) -> list[SampleRecord]:
                 thumbnail=thumbnails[i],
                 image=raw[start:end] if end > start else None,
                 created=float(created[i]),
+                flipped=mirrored[i],
             )
         )
     return records
+
+
+def _flipped_rows(
+    arrays: Mapping[str, np.ndarray], n: int, dim: int, name: str
+) -> list[np.ndarray | None]:
+    """The mirrored embedding of each row (None where there is none, or in older files)."""
+    if "flipped" not in arrays and "has_flipped" not in arrays:
+        return [None] * n
+    mirrored, has = arrays.get("flipped"), arrays.get("has_flipped")
+    if mirrored is None or has is None:
+        raise ProjectError(f"{name}: 'flipped' and 'has_flipped' come together")
+    if mirrored.dtype.kind != "f" or mirrored.shape != (n, dim):
+        raise ProjectError(f"{name}: 'flipped' has shape {mirrored.shape}, expected {(n, dim)}")
+    if has.dtype != np.bool_ or has.shape != (n,):
+        raise ProjectError(f"{name}: 'has_flipped' does not match the samples")
+    if not np.isfinite(mirrored).all():
+        raise ProjectError(f"{name}: mirrored embeddings contain NaN or infinite values")
+    mirrored = mirrored.astype(np.float32, copy=False)
+    return [mirrored[i] if has[i] else None for i in range(n)]
 
 
 # -- heads ---------------------------------------------------------------------

@@ -11,6 +11,8 @@ On-disk format, version 1 (a folder; only these files are touched)::
         image_offsets  (N+1,) int64  sample i = image_data[o[i]:o[i+1]] (empty: none)
         created        (N,) float64  capture time, seconds since the epoch
         trained        (N,) bool     the head was trained on this sample
+        flipped        (N, D) float32  mirrored-image embedding (flip_augment; zeros: none)
+        has_flipped    (N,) bool     the sample has a mirrored embedding
     head-<tag>.npz          (only with a head)
         weights (D, C) float32, biases (C,) float32, loss_history (K,) float32
 
@@ -28,6 +30,11 @@ Saving is crash-safe without a temporary folder: the data files get a fresh
 ``<tag>`` each time and are written atomically, then ``project.json`` is
 replaced atomically, then files no manifest names are deleted. Whenever the
 power goes, ``project.json`` names complete files of one save.
+
+``flipped``/``has_flipped`` were added within version 1: older kiosks ignore
+them, and a project without them gets its mirrored embeddings re-created
+from the stored JPEG model inputs when it is loaded (samples without an image
+then train on the original only).
 
 No pickles: arrays are read with ``np.load(allow_pickle=False)``.
 Embeddings made by another extractor (different sha256) are refused unless
@@ -146,7 +153,7 @@ def save_project(session: TeachingSession, folder: str | os.PathLike[str]) -> Pa
         samples.extend(class_samples)
         keys.extend([index] * len(class_samples))
     trained_ids = {i for ids in head.sample_ids for i in ids} if head is not None else set()
-    arrays = pack_samples(samples, keys, snapshot.feature_dim)
+    arrays = pack_samples(samples, keys, snapshot.feature_dim, session.flipped_embeddings())
     arrays["trained"] = np.array([s.id in trained_ids for s in samples], bool)
     tag = f"{int(time.time() * 1000):x}{secrets.token_hex(3)}"
     extractor = session.extractor
@@ -358,6 +365,10 @@ def apply_project(data: ProjectData, session: TeachingSession, *, reembed: bool 
         new_ids.append(
             store.add_sample(record.key, record.embedding, record.thumbnail, image=record.image)
         )
+    session.restore_flipped(
+        {i: r.flipped for i, r in zip(new_ids, samples, strict=True) if r.flipped is not None}
+    )
+    session.recreate_flipped()  # older files, or re-embedded samples
     if head is not None and data.head_classes is not None:
         trained: list[list[int]] = [[] for _ in data.head_classes]
         where = {c: i for i, c in enumerate(data.head_classes)}
@@ -413,6 +424,7 @@ def reembed_session(session: TeachingSession) -> int:
         store.clear_class(index)
     for record in fresh:
         store.add_sample(record.key, record.embedding, record.thumbnail, image=record.image)
+    session.recreate_flipped()  # the mirrored copies too come from the new extractor
     return len(fresh)
 
 

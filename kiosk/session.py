@@ -39,7 +39,7 @@ from kiosk.atomic import staged_writes
 from kiosk.coaching import CaptureFeedback, capture_feedback
 from kiosk.evaluation import Evaluation, confidence_threshold, evaluate, per_class_agreement
 from kiosk.learn import DEFAULT_TRAINING, SoftmaxRegression, TrainingConfig, TrainingResult
-from kiosk.learn.imprint import DEFAULT_TEMPERATURE, ImprintedHead
+from kiosk.learn.imprint import DEFAULT_TEMPERATURE, ImprintedHead, l2_normalize
 from kiosk.store import EmbeddingStore, Sample, StoreSnapshot
 from kiosk.vision import runtime
 
@@ -231,7 +231,9 @@ class TeachingSession:
             inference, ~6 ms) and train on both; the copy joins training only
             with its original, never beside it in validation. +1.7 points of
             test accuracy on CORe50 mini with 2-5 images a class
-            (bench/bench_flip.py). Copies live in the session, not the store.
+            (bench/bench_flip.py). Copies live in the session, not the store;
+            projects and autosave save them (``kiosk.persist``), and
+            ``recreate_flipped`` rebuilds missing ones from the stored JPEGs.
     """
 
     def __init__(
@@ -267,6 +269,8 @@ class TeachingSession:
         self._train_lock = threading.Lock()
         # (store version, class ids, head): rebuilt only when the samples change.
         self._imprinted: tuple[int, tuple[int, ...], ImprintedHead] | None = None
+        # (store version, (N, D) L2-normalized embeddings) for ``novelty``.
+        self._normalized: tuple[int, np.ndarray] | None = None
 
     # -- capture ----------------------------------------------------------------
 
@@ -303,6 +307,76 @@ class TeachingSession:
             with self._flip_lock:
                 self._flipped[sample_id] = flipped
         return sample_id
+
+    def mirror_embedding(self, image: bytes) -> np.ndarray:
+        """(D,) float32 embedding of a stored JPEG model input mirrored left-right.
+
+        The same computation ``capture`` does for ``flip_augment``; ValueError
+        for a damaged image.
+        """
+        decoded = decode_model_input(image)
+        expected = tuple(int(d) for d in self.extractor.preprocess(decoded).shape)
+        if decoded.shape != expected:
+            decoded = self.extractor.preprocess(decoded)
+        return np.asarray(
+            self.extractor.embed_input(np.ascontiguousarray(decoded[:, ::-1])), np.float32
+        )
+
+    def restore_flipped(self, flipped: dict[int, np.ndarray]) -> None:
+        """Put back mirrored embeddings read from disk ({sample id: (D,)}); ids not in
+        the store are ignored, a wrong length is a ValueError."""
+        present = {s.id for samples in self.store.snapshot().samples for s in samples}
+        dim = self.store.feature_dim
+        copies = {}
+        for sample_id, embedding in flipped.items():
+            embedding = np.asarray(embedding, np.float32).reshape(-1)
+            if embedding.shape != (dim,):
+                raise ValueError(f"a mirrored embedding has {embedding.shape[0]} values, not {dim}")
+            if sample_id in present:
+                copies[sample_id] = embedding
+        with self._flip_lock:
+            self._flipped.update(copies)
+
+    def recreate_flipped(self) -> int:
+        """Embed the mirrored stored image of every sample that has no mirrored copy.
+
+        For sessions read from files written before the copies were saved.
+        Samples without a stored image, or a damaged one, are left without a
+        copy (they train on the original only). Does nothing when
+        ``flip_augment`` is off. Returns how many copies were made.
+        """
+        if not self.flip_augment:
+            return 0
+        have = self.flipped_embeddings()
+        made = {}
+        for samples in self.store.snapshot().samples:
+            for sample in samples:
+                if sample.id in have or not sample.image:
+                    continue
+                try:
+                    made[sample.id] = self.mirror_embedding(sample.image)
+                except ValueError:
+                    continue
+        self.restore_flipped(made)
+        return len(made)
+
+    def novelty(self, embedding: np.ndarray) -> float | None:
+        """How different a (D,) embedding is from every stored sample (0 = captured).
+
+        ``kiosk.coaching.novelty``, with the normalized sample matrix cached per
+        store version: one matrix-vector product per call. None with no samples.
+        """
+        snapshot = self.store.snapshot()
+        cached = self._normalized
+        if cached is None or cached[0] != snapshot.version:
+            x, _ = snapshot.as_arrays()
+            cached = (snapshot.version, l2_normalize(x) if len(x) else x)
+            self._normalized = cached
+        matrix = cached[1]
+        if len(matrix) == 0:
+            return None
+        similarity = float(np.max(matrix @ l2_normalize(np.asarray(embedding, np.float32))))
+        return max(0.0, 1.0 - similarity)
 
     def flipped_embeddings(self) -> dict[int, np.ndarray]:
         """{sample id: (D,) mirrored embedding} of the stored samples that have one."""
@@ -501,6 +575,16 @@ class TeachingSession:
         if self._head_indices(self._head) is None and self.imprinted_head() is None:
             return None  # spare the embedding
         return self.predict_live_embedding(self.extractor.embed(frame))
+
+    def observe(self, frame: np.ndarray) -> tuple[Prediction | None, float | None]:
+        """``predict_live`` and ``novelty`` of one frame from a single embedding.
+
+        (None, None) without samples or a head: the frame is not even embedded.
+        """
+        if self._head_indices(self._head) is None and not any(self.store.counts()):
+            return None, None
+        embedding = self.extractor.embed(frame)
+        return self.predict_live_embedding(embedding), self.novelty(embedding)
 
     def predict_live_embedding(self, embedding: np.ndarray) -> Prediction | None:
         """``predict_live`` for a (D,) embedding."""

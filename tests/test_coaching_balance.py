@@ -8,7 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kiosk.coaching import capture_feedback, class_hint, imbalanced_classes, novelty
+from kiosk.coaching import (
+    capture_feedback,
+    card_hints,
+    class_hint,
+    imbalanced_classes,
+    novelty,
+)
 from kiosk.learn import DEFAULT_TRAINING, PYCORAL_TRAINING, SoftmaxRegression
 from kiosk.learn.training import balanced_sample_weights, softmax_xent_
 
@@ -41,6 +47,14 @@ def test_class_hint_names_small_and_unbalanced_classes() -> None:
     assert hint.startswith("“mug” has 9 samples, “cup” 30")
     assert class_hint(names, (12, 10, 0)) is None
     assert imbalanced_classes([30, 9, 12, 0]) == [1]
+
+
+def test_card_hints_mark_each_affected_class() -> None:
+    assert card_hints([3, 0, 0]) == [None, None, None]  # one class: nothing to compare
+    assert card_hints([12, 3, 0]) == [None, "needs 2 more", None]
+    assert card_hints([2, 1, 9]) == ["needs 3 more", "needs 4 more", None]
+    assert card_hints([30, 9, 12]) == [None, "too few", None]
+    assert card_hints([12, 10, 0]) == [None, None, None]
 
 
 def test_balanced_weights_and_weighted_kernel() -> None:

@@ -196,3 +196,38 @@ def test_pin_hash_is_salted():
     assert verify_pin("1234", first) and verify_pin("1234", second)
     assert not verify_pin("1235", first)
     assert not verify_pin("1234", "scrypt$1$1$1$AA==$AA==")
+
+
+def test_store_limits_precedence_validation_and_report(tmp_path, capsys, monkeypatch):
+    path = write(tmp_path / "kiosk.toml", "max_samples_per_class = 500\nmax_memory_mb = 256\n")
+    settings = config.load(path)
+    assert (settings.max_samples_per_class, settings.max_memory_mb) == (500, 256)
+    settings = config.load(path, environ={"KIOSK_MAX_MEMORY_MB": "128"})
+    assert settings.max_memory_mb == 128 and settings.origins["max_memory_mb"].startswith("env")
+    args = parse_args(
+        ["--config", str(path), "--max-samples-per-class", "40", "--max-memory-mb", "64"],
+        environ={"KIOSK_MAX_MEMORY_MB": "128"},
+    )
+    assert (args.max_samples_per_class, args.max_memory_mb) == (40, 64)
+    defaults = config.load(tmp_path / "none.toml", environ={})
+    assert (defaults.max_samples_per_class, defaults.max_memory_mb) == (2000, 1024)
+    for text, words in (
+        ("max_samples_per_class = 0", "max_samples_per_class must be between 1"),
+        ("max_memory_mb = 1.5", "max_memory_mb must be an integer"),
+        ("max_memory_mb = true", "max_memory_mb must be an integer"),
+        ("max_memory_mb = 4", "max_memory_mb must be between 16"),
+    ):
+        with pytest.raises(config.ConfigError, match=words):
+            config.load(write(tmp_path / "bad.toml", text))
+    assert main(["--config", str(path), "--max-samples-per-class", "0", "--print-config"]) == 2
+    assert "flag --max-samples-per-class" in capsys.readouterr().err
+    monkeypatch.setenv(config.CONFIG_ENV, str(path))
+    assert main(["--print-config", "--max-memory-mb", "64"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split("=")[0].strip(): line for line in out.splitlines() if "=" in line}
+    assert "500" in lines["max_samples_per_class"] and lines["max_samples_per_class"].endswith(
+        f"# {path}"
+    )
+    assert "64" in lines["max_memory_mb"] and lines["max_memory_mb"].endswith(
+        "# flag --max-memory-mb"
+    )

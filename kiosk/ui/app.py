@@ -79,6 +79,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HZ",
         help="samples a second while a capture button is held (default: 10)",
     )
+    limits = parser.add_argument_group("store limits (captures stop beyond them)")
+    limits.add_argument(
+        "--max-samples-per-class",
+        dest="max_samples_per_class",
+        type=int,
+        metavar="N",
+        help=f"samples a class may hold (default: {config.DEFAULT_MAX_SAMPLES_PER_CLASS})",
+    )
+    limits.add_argument(
+        "--max-memory-mb",
+        dest="max_memory_mb",
+        type=int,
+        metavar="MB",
+        help=f"megabytes all samples may take (default: {config.DEFAULT_MAX_MB})",
+    )
     training = parser.add_argument_group("training defaults")
     for flag, dest, kind in (
         ("--num-iter", "training_num_iter", int),
@@ -247,6 +262,8 @@ def build(
     autosave: bool = False,
     fresh: bool = False,
     model_note: str | None = None,
+    max_samples_per_class: int | None = None,
+    max_memory_mb: int | None = None,
 ) -> Kiosk:
     """Wire a session, a grabber, the controller and the window (nothing started yet).
 
@@ -259,7 +276,12 @@ def build(
     are restored first; the status line says what came back.
 
     ``model_note`` (``load_extractor``'s CPU fall-back note) is shown on the
-    status line and as a badge that stays in the window's corner.
+    status line and as a badge that stays in the window's corner. When the
+    autosave was made by the Edge TPU twin, the operator is asked whether to
+    re-embed its stored images with this model (``kiosk.ui.recovery``).
+
+    ``max_samples_per_class`` and ``max_memory_mb`` are the store's limits
+    (default: the store's own).
     """
     from kiosk.session import TeachingSession
     from kiosk.ui.controller import BURST_HZ, Controller
@@ -268,7 +290,8 @@ def build(
     from kiosk.vision.grabber import FrameGrabber
 
     if session is None:
-        session = TeachingSession(extractor)
+        session = TeachingSession(extractor, _make_store(extractor, max_samples_per_class,
+                                                         max_memory_mb))  # fmt: skip
     saver, restored = None, None
     if autosave or autosave_dir is not None:
         saver, restored = _restore_autosave(session, autosave_dir, fresh)
@@ -288,14 +311,33 @@ def build(
         unlock_seconds=unlock_seconds if unlock_seconds is not None else UNLOCK_SECONDS,
     )
     window = MainWindow(controller, kiosk=fullscreen, lock=lock)
+    other_model = (
+        saver is not None
+        and restored is not None
+        and restored[1] == "error"
+        and "different model" in restored[0]
+    )
+    recovering = False
+    built: list[Kiosk] = []
+    if model_note is not None and other_model:
+        from kiosk.ui.recovery import offer_reembed
+
+        # Asked before the autosave starts: the Edge TPU's journal stays as it
+        # is until the re-embedded session has been written in its place.
+        recovering = offer_reembed(
+            window, controller, saver, model_note, give_up=lambda: _drop_autosaver(built)
+        )
     if saver is not None:
         saver.on_error = _autosave_reporter(controller)
-        saver.start()
-    if model_note is not None:
+        if not recovering:
+            saver.start()
+    if recovering:
+        restored = None  # the recovery says what happens
+    elif model_note is not None:
         from kiosk.ui.badge import CornerBadge
 
         window.cpu_badge = CornerBadge(model_note, window)
-        if restored is not None and restored[1] == "error" and "different model" in restored[0]:
+        if other_model:
             # CPU embeddings differ slightly from the Edge TPU's: the autosave
             # refuses them rather than mix the two. Say what to do about it.
             restored = (
@@ -308,9 +350,30 @@ def build(
             restored = (model_note, "error")
         elif restored[1] != "error":
             restored = (f"{model_note}. {restored[0]}", "error")
+    if recovering:
+        from kiosk.ui.badge import CornerBadge
+
+        window.cpu_badge = CornerBadge(model_note, window)
     if restored is not None:
         controller.message.emit(*restored)
-    return Kiosk(controller, window, saver)
+    built.append(Kiosk(controller, window, saver))
+    return built[0]
+
+
+def _drop_autosaver(built: list[Kiosk]) -> None:
+    # A failed recovery: this session must never overwrite the old autosave.
+    for kiosk in built:
+        kiosk.autosaver = None
+
+
+def _make_store(extractor: Any, per_class: int | None, memory_mb: int | None) -> Any:
+    from kiosk.store import DEFAULT_MAX_BYTES, DEFAULT_MAX_SAMPLES_PER_CLASS, EmbeddingStore
+
+    return EmbeddingStore(
+        extractor.feature_dim,
+        max_samples_per_class=per_class or DEFAULT_MAX_SAMPLES_PER_CLASS,
+        max_bytes=memory_mb * 2**20 if memory_mb else DEFAULT_MAX_BYTES,
+    )
 
 
 def _restore_autosave(
@@ -405,6 +468,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         autosave=True,
         fresh=getattr(args, "fresh", False),
         model_note=getattr(args, "model_note", None),
+        max_samples_per_class=settings.max_samples_per_class,
+        max_memory_mb=settings.max_memory_mb,
     )
     _quit_on_signal(kiosk.window)
     kiosk.controller.start()

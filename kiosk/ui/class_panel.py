@@ -4,6 +4,10 @@ A card shows the class colour and name (tap the name to rename), its sample
 count, the newest thumbnails, and a capture button: a tap stores one sample,
 holding it records a burst. Less common actions (rename, clear, delete) sit in
 a ⋮ menu with finger-sized rows; nothing is hidden behind hover.
+
+Beside the count an amber note coaches the class (``kiosk.coaching.card_hints``:
+"needs 3 more", "too few": under a third of the largest class); a near-duplicate
+capture replaces it for ``DUPLICATE_NOTE_S`` with "duplicate" (the status line says more).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kiosk.coaching import card_hints
 from kiosk.ui import dialogs
 from kiosk.ui.controller import Controller, Snapshot
 from kiosk.ui.lock import OperatorLock
@@ -33,6 +38,9 @@ from kiosk.ui.style import class_color, px
 
 THUMBNAILS = 4
 THUMB_PX = 52
+# How long a card says "duplicate" after a near-duplicate capture.
+DUPLICATE_NOTE_S = 2.5
+NOTE_COLOR = "#ffb74d"
 
 
 def thumbnail_pixmap(image: np.ndarray, size: int) -> QPixmap:
@@ -128,9 +136,24 @@ class ClassCard(QFrame):
         self.name_label.setObjectName("ClassNameText")
         self.count_label = QLabel()
         self.count_label.setObjectName("ClassCount")
-        for label in (self.name_label, self.count_label):
+        # The coaching note sits beside the count, so showing it never moves the card.
+        self.note_label = ElidedLabel()
+        self.note_label.setObjectName("ClassNote")
+        self.note_label.setStyleSheet(f"color: {NOTE_COLOR}; background: transparent;")
+        self.note = ""
+        self._coaching = ""
+        self._duplicate_timer = QTimer(self)
+        self._duplicate_timer.setSingleShot(True)
+        self._duplicate_timer.timeout.connect(self._end_duplicate)
+        count_line = QHBoxLayout()
+        count_line.setContentsMargins(0, 0, 0, 0)
+        count_line.setSpacing(8)
+        count_line.addWidget(self.count_label)
+        count_line.addWidget(self.note_label, 1)
+        for label in (self.name_label, self.count_label, self.note_label):
             label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents, True)
-            name_lines.addWidget(label)
+        name_lines.addWidget(self.name_label)
+        name_lines.addLayout(count_line)
         self.menu_button = QToolButton()
         self.menu_button.setObjectName("CardMenuButton")
         self.menu_button.setText("⋮")
@@ -195,6 +218,31 @@ class ClassCard(QFrame):
         if count != self.count:
             self.count = count
             self.count_label.setText(f"{count} sample{'s' if count != 1 else ''}")
+
+    def set_coaching(self, text: str | None) -> None:
+        """The class's coaching note ("needs 3 more"), or None for none."""
+        self._coaching = f"⚠ {text}" if text else ""
+        if not self._duplicate_timer.isActive():
+            self._set_note(self._coaching)
+
+    def flag_duplicate(self, seconds: float = DUPLICATE_NOTE_S) -> None:
+        """Say for a moment that the last capture looked like an earlier one."""
+        self._set_note("⚠ duplicate")
+        self._duplicate_timer.start(round(1000 * seconds))
+
+    @property
+    def duplicate_flagged(self) -> bool:
+        return self._duplicate_timer.isActive()
+
+    def _end_duplicate(self) -> None:
+        self._set_note(self._coaching)
+
+    def _set_note(self, text: str) -> None:
+        if text != self.note:
+            self.note = text
+            self.note_label.setText(text)
+            self.note_label.setToolTip(text)
+            self.note_label.update()
 
     def set_thumbnails(self, images: list[np.ndarray]) -> None:
         """Show the newest thumbnails (newest first); the hint fills an empty row."""
@@ -297,6 +345,9 @@ class ClassPanel(QWidget):
         layout.addWidget(self.add_button)
 
         controller.changed.connect(self.on_changed)
+        duplicate = getattr(controller, "duplicateCaptured", None)
+        if duplicate is not None:
+            duplicate.connect(self.flag_duplicate)
         self.on_changed(controller.snapshot())
 
     # ----------------------------------------------------------------- display
@@ -342,9 +393,17 @@ class ClassPanel(QWidget):
                 card.set_thumbnails(self._controller.thumbnails(card.index))
             card.set_recording(snapshot.capturing_class == card.index)
             card.set_enabled_parts(snapshot.can_capture, snapshot.can_edit_classes)
+        for card, note in zip(self.cards, card_hints(snapshot.counts), strict=True):
+            card.set_coaching(note)
         self.add_button.setEnabled(
             snapshot.can_edit_classes and len(snapshot.class_names) < snapshot.max_classes
         )
+
+    @Slot(int, str)
+    def flag_duplicate(self, index: int, message: str = "") -> None:
+        """Mark card ``index`` for a moment: its last capture was a near-duplicate."""
+        if 0 <= index < len(self.cards):
+            self.cards[index].flag_duplicate()
 
     def scroll_to(self, index: int) -> None:
         """Bring card ``index`` into view (now, and again once the layout has settled)."""

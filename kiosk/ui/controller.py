@@ -50,6 +50,10 @@ class AppState(enum.Enum):
     TRAINING = "training"
     TRAINED = "trained"
     SAVING = "saving"
+    WORKING = "working"  # a project operation (open, import, export...) runs off the GUI
+
+
+BUSY_STATES = (AppState.TRAINING, AppState.SAVING, AppState.WORKING)
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ class Snapshot:
 
     @property
     def busy(self) -> bool:
-        return self.state in (AppState.TRAINING, AppState.SAVING)
+        return self.state in BUSY_STATES
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,8 @@ class Controller(QObject):
     sourceErrorChanged = Signal(object)  # str | None
     message = Signal(str, str)  # text, level: "info" | "ok" | "busy" | "error"
     frameProcessed = Signal(object)  # FrameResult (benchmarks, diagnostics)
+    noveltyChanged = Signal(object)  # float | None: how new the view is (kiosk.coaching.novelty)
+    duplicateCaptured = Signal(int, str)  # class index, coaching text: a near-duplicate sample
 
     _storeChangedElsewhere = Signal()  # bounces store listener calls into this thread
     _confirmRequested = Signal(object)  # SaveReport: the save thread asks the GUI thread
@@ -172,6 +178,10 @@ class Controller(QObject):
         self._save_thread: QThread | None = None
         self._save_paths: SavePaths | None = None
         self._save_started = 0.0
+        self._task: CallWorker | None = None
+        self._task_thread: QThread | None = None
+        self._task_callbacks: tuple[Callable[[Any], None], Callable[[Exception], None]] | None
+        self._task_callbacks = None
         # Fidelity gate: called on the GUI thread with the staged SaveReport when
         # a class's quantized agreement is low; returns whether to write anyway.
         # The main window sets it to a dialog; None writes without asking.
@@ -193,10 +203,12 @@ class Controller(QObject):
         self._vision.result.connect(self._on_frame_result)
         self._vision.captured.connect(self._on_captured)
         self._vision.failed.connect(self._on_vision_failed)
+        self._vision.storeFull.connect(self._on_store_full)
         self._vision_thread = start_worker(self._vision, self._vision.finished, name="kiosk-vision")
         self._source_poll.start()
         self._poll_source()
-        self._set_state(self._resting_state())
+        if self._state != AppState.WORKING:  # a task started before the camera keeps its state
+            self._set_state(self._resting_state())
 
     def shutdown(self) -> None:
         """Stop every thread this controller started, and the grabber. Idempotent.
@@ -220,13 +232,15 @@ class Controller(QObject):
         self._confirm_done.set()
         if self._vision is not None:
             self._vision.stop()
-        for thread in (self._train_thread, self._save_thread, self._vision_thread):
+        threads = (self._train_thread, self._save_thread, self._task_thread, self._vision_thread)
+        for thread in threads:
             if thread is not None:
                 thread.quit()
                 thread.wait()
         self._vision = self._vision_thread = None
         self._trainer = self._train_thread = None
         self._saver = self._save_thread = None
+        self._task = self._task_thread = None
         self.grabber.stop()
 
     # ---------------------------------------------------------------------- state
@@ -249,7 +263,7 @@ class Controller(QObject):
         names = tuple(store.class_names)
         counts = tuple(int(c) for c in store.counts())
         state = self._state
-        busy = state in (AppState.TRAINING, AppState.SAVING)
+        busy = state in BUSY_STATES
         has_head = self._has_head()
         stale = has_head and bool(getattr(self.session, "head_is_stale", False))
         return Snapshot(
@@ -574,6 +588,82 @@ class Controller(QObject):
             self._save_thread.wait()
         self._saver = self._save_thread = None
 
+    # ---------------------------------------------------------- long operations
+    @property
+    def is_working(self) -> bool:
+        """Whether a ``run_task`` operation is under way."""
+        return self._state == AppState.WORKING
+
+    def run_task(
+        self,
+        busy_text: str,
+        call: Callable[[], Any],
+        on_done: Callable[[Any], None],
+        on_failed: Callable[[Exception], None] | None = None,
+    ) -> bool:
+        """Run ``call`` off the GUI thread (state WORKING, ``busy_text`` on the status line).
+
+        ``on_done(result)`` or ``on_failed(error)`` then runs on the GUI thread,
+        after the state is back to resting (default failure: the error on the status
+        line). Returns whether it started: not while training, saving, capturing or
+        another task runs.
+        """
+        if self._shut_down or self._state not in (AppState.IDLE, AppState.TRAINED):
+            self._say("Wait until the current operation has finished", "error")
+            return False
+        self._drop_pending_captures()
+        self._retire_task_thread()
+        self._task_callbacks = (on_done, on_failed or self._say_task_failed)
+        self._task = CallWorker(call)
+        self._task.done.connect(self._on_task_done)
+        self._task.failed.connect(self._on_task_failed)
+        self._set_state(AppState.WORKING)
+        self._say(busy_text, "busy")
+        self._task_thread = start_worker(
+            self._task, self._task.done, self._task.failed, name="kiosk-task"
+        )
+        self._task_thread.finished.connect(self._on_task_thread_finished)
+        return True
+
+    def _say_task_failed(self, error: Exception) -> None:
+        self._say(str(error) or type(error).__name__, "error")
+
+    @Slot(object)
+    def _on_task_done(self, result: Any) -> None:
+        self._finish_task(0, result)
+
+    @Slot(object)
+    def _on_task_failed(self, error: Exception) -> None:
+        self._finish_task(1, error)
+
+    def _finish_task(self, which: int, value: Any) -> None:
+        callbacks, self._task_callbacks = self._task_callbacks, None
+        if self._shut_down:
+            return
+        self._set_state(self._resting_state())
+        if callbacks is not None:
+            callbacks[which](value)
+        self.changed.emit(self.snapshot())
+
+    @Slot()
+    def _on_task_thread_finished(self) -> None:
+        if self.sender() is self._task_thread:
+            self._retire_task_thread()
+
+    def _retire_task_thread(self) -> None:
+        if self._task_thread is not None:
+            # Its run() has returned (done or failed was emitted). The quit wired
+            # to those signals is queued to this thread, which may be the one
+            # calling here from a task callback: quit directly, then wait.
+            self._task_thread.quit()
+            self._task_thread.wait()
+        self._task = self._task_thread = None
+
+    def wait_for_task(self) -> None:
+        """Block until the running task's thread has ended (tests, shutdown)."""
+        if self._task_thread is not None:
+            self._task_thread.wait()
+
     # --------------------------------------------------------------------- source
     def retry_source(self) -> None:
         """Try to open the frame source again now."""
@@ -614,6 +704,7 @@ class Controller(QObject):
     def _on_frame_result(self, result: FrameResult) -> None:
         self.frameProcessed.emit(result)
         self.predictionChanged.emit(result.prediction)
+        self.noveltyChanged.emit(getattr(result, "novelty", None))
 
     @Slot(object)
     def _on_captured(self, done: CaptureDone) -> None:
@@ -621,10 +712,36 @@ class Controller(QObject):
         message = getattr(done.feedback, "message", None)
         if message:  # stored anyway; the operator is told to vary the view
             self._say(message, "info")
+            self.duplicateCaptured.emit(done.class_index, message)
 
     @Slot(str)
     def _on_vision_failed(self, text: str) -> None:
         self._say(text, "error")
+
+    @Slot(int, str)
+    def _on_store_full(self, class_index: int, text: str) -> None:
+        # The burst stops here: every further capture would be refused the same way.
+        self._drop_pending_captures()
+        self._say(store_full_message(self.session.store, class_index, text), "error")
+
+
+def store_full_message(store: Any, class_index: int, text: str) -> str:
+    """The store's refusal, plus which setting raises the limit that was hit."""
+    try:
+        count = int(store.counts()[class_index])
+    except (IndexError, AttributeError):
+        count = -1
+    per_class = getattr(store, "max_samples_per_class", None)
+    if per_class is not None and count >= per_class:
+        return (
+            f"{text}. Limit: {per_class} samples a class; raise max_samples_per_class "
+            "in the config file (or --max-samples-per-class)"
+        )
+    megabytes = getattr(store, "max_bytes", 0) / 2**20
+    return (
+        f"{text}. Limit: {megabytes:.0f} MB of samples; raise max_memory_mb in the config "
+        "file (or --max-memory-mb)"
+    )
 
 
 def _session_config(session: Any) -> Any:
@@ -676,6 +793,8 @@ def hint_for(snapshot: Snapshot) -> str:
         return "Training… the camera keeps running. Cancel stops it."
     if state == AppState.SAVING:
         return "Saving the model…"
+    if state == AppState.WORKING:
+        return "Working… the camera keeps running."
     if state == AppState.CAPTURING:
         return "Recording samples: let go to stop."
     with_samples = sum(1 for c in snapshot.counts if c > 0)

@@ -323,6 +323,26 @@ def ask_save_path(parent: QWidget | None, suggestion: Path) -> Path | None:
     return path if path.suffix == ".tflite" else path.with_suffix(".tflite")
 
 
+def ask_folder(
+    parent: QWidget | None, title: str, start: Path, *, existing: bool = True
+) -> Path | None:
+    """A folder the operator chose, or ``None`` when cancelled.
+
+    ``existing`` False lets them name a new folder (Save project, Export).
+    """
+    dialog = QFileDialog(parent, title, str(start))
+    dialog.setFileMode(QFileDialog.FileMode.Directory)
+    dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+    if not existing:
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setLabelText(QFileDialog.DialogLabel.Accept, "Choose")
+    dialog.resize(760, 440)  # fits an 800x480 panel
+    accepted = _exec(dialog)
+    chosen = dialog.selectedFiles()
+    dialog.deleteLater()
+    return Path(chosen[0]) if accepted and chosen else None
+
+
 def inform(parent: QWidget | None, title: str, text: str) -> None:
     """A message the operator has to acknowledge."""
     dialog = _Dialog(parent, title)

@@ -9,7 +9,7 @@ Layout (landscape, from 800x480 up)::
     | confidence    | loss/accuracy| [+ Add class]    |
     +---------------+--------------+------------------+
     | status line                                     |
-    | [Undo] [Settings]             [Train]  [Save]   |
+    | [Undo] [Settings] [Project]   [Train]  [Save]   |
     +-------------------------------------------------+
 
 The window wires the controller's signals to the views and turns keys into
@@ -38,6 +38,7 @@ from kiosk.ui.class_panel import ClassPanel
 from kiosk.ui.controller import AppState, Controller, Snapshot, hint_for
 from kiosk.ui.lock import OperatorLock
 from kiosk.ui.prediction_view import PredictionView
+from kiosk.ui.project_menu import make_project_button
 from kiosk.ui.style import px, render_stylesheet, scale_for_size
 from kiosk.ui.training_panel import TrainingPanel
 from kiosk.ui.video_view import VideoView
@@ -128,7 +129,8 @@ class MainWindow(QMainWindow):
         self.save_button = QPushButton("Save model")
         self.save_button.setObjectName("SaveButton")
         self.save_button.setToolTip("Write the .tflite model and labels.txt (Ctrl+S)")
-        for button in (self.undo_button, self.settings_button):
+        self.project_button = make_project_button(self)
+        for button in (self.undo_button, self.settings_button, self.project_button):
             actions.addWidget(button)
         actions.addStretch(1)
         for button in (self.train_button, self.cancel_button, self.save_button):
@@ -146,6 +148,7 @@ class MainWindow(QMainWindow):
 
         controller.changed.connect(self.on_changed)
         controller.predictionChanged.connect(self.video.set_prediction)
+        controller.noveltyChanged.connect(self.video.set_novelty)
         controller.predictionChanged.connect(self.predictions.set_prediction)
         controller.sampleCaptured.connect(self.video.flash)
         controller.sourceErrorChanged.connect(self.video.set_source_error)
@@ -232,7 +235,7 @@ class MainWindow(QMainWindow):
         self._actions.setSpacing(px(10, scale))
         for button in (self.train_button, self.cancel_button, self.save_button):
             button.setMinimumWidth(px(150, scale))
-        for button in (self.undo_button, self.settings_button):
+        for button in (self.undo_button, self.settings_button, self.project_button):
             button.setMinimumWidth(px(100, scale))
         self.video.scale = scale
         self.predictions.scale = scale
@@ -260,6 +263,7 @@ class MainWindow(QMainWindow):
         self.save_button.setEnabled(snapshot.can_save)
         self.undo_button.setEnabled(snapshot.can_undo)
         self.settings_button.setEnabled(not snapshot.busy)
+        self.project_button.setEnabled(not snapshot.busy)
         self.video.set_stale(snapshot.head_stale)
         capturing = snapshot.capturing_class
         if capturing is not None and capturing < len(snapshot.class_names):

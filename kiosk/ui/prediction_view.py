@@ -23,7 +23,7 @@ def caption_for(prediction: Any) -> tuple[str, str] | None:
     if prediction is None:
         return None
     if not getattr(prediction, "sure", True):
-        return "Not sure: none of the classes fits well", NOT_SURE_COLOR
+        return "Not sure: no class fits", NOT_SURE_COLOR
     if getattr(prediction, "source", "trained") == "imprinted":
         return "Instant guess from the samples · Train to improve", INSTANT_COLOR
     return None

@@ -3,6 +3,9 @@
 The view pulls the grabber's newest frame on its own timer (60 Hz), so the
 picture keeps moving whatever the embedding, training or saving threads are
 doing. The prediction overlay comes from the controller's ``predictionChanged``.
+A small meter in the bottom-right corner shows how new the view is compared
+with every captured sample (``kiosk.coaching.novelty``, computed by the vision
+worker from the frame's embedding): empty = already captured, full = new.
 When the source fails, a message with the source's name and a Retry button
 covers the picture.
 """
@@ -24,6 +27,10 @@ from kiosk.ui.style import class_color
 POLL_HZ = 60
 # How long the frame glows in a class's colour after a sample was stored.
 FLASH_S = 0.18
+# Novelty that fills the meter: a captured object scores ~0.01, another demo
+# object or the empty table 0.24-0.35 (MobileNet v1 embeddings).
+NOVELTY_FULL = 0.3
+NOVELTY_COLOR = QColor("#4fc3f7")
 
 
 def to_qimage(frame: np.ndarray) -> QImage:
@@ -102,6 +109,7 @@ class VideoView(QWidget):
         self._flash_color: QColor | None = None
         self._flash_until = 0.0
         self._capture_label: str | None = None
+        self.novelty: float | None = None
         self.frames_shown = 0
         self.scale = 1.0
 
@@ -132,6 +140,15 @@ class VideoView(QWidget):
     @Slot(object)
     def set_prediction(self, prediction: Any) -> None:
         self._prediction = prediction
+
+    @Slot(object)
+    def set_novelty(self, novelty: float | None) -> None:
+        """How new the current view is (``kiosk.coaching.novelty``); None hides the meter."""
+        if novelty is not None:
+            novelty = min(1.0, max(0.0, float(novelty) / NOVELTY_FULL))
+        if novelty != self.novelty:
+            self.novelty = novelty
+            self.update()
 
     def set_stale(self, stale: bool) -> None:
         self._stale = stale
@@ -212,6 +229,7 @@ class VideoView(QWidget):
         if self._error is None:
             self._draw_prediction(painter, target)
             self._draw_capture_badge(painter, target)
+            self._draw_novelty(painter, target)
         painter.end()
 
     def _font(self, px: float, bold: bool = True) -> QFont:
@@ -233,8 +251,10 @@ class VideoView(QWidget):
         name = str(prediction.class_name)
         confidence = float(prediction.confidence)
         color = class_color(index)
-        if not getattr(prediction, "sure", True):
-            # Below the head's threshold: say so rather than force a class.
+        sure = getattr(prediction, "sure", True)
+        if not sure:
+            # Below the head's threshold: say so rather than force a class (and no
+            # percentage beside it: "Not sure 97%" would read as sure).
             name, color = "Not sure", QColor("#ffb74d")
         elif getattr(prediction, "source", "trained") == "imprinted":
             name = f"{name}?"  # an instant guess before training
@@ -251,7 +271,7 @@ class VideoView(QWidget):
         painter.drawEllipse(swatch)
         painter.setFont(self._font(height * 0.5))
         text_rect = band.adjusted(swatch.right() - band.left() + 12, 0, -14, -6)
-        percent = f"{100 * confidence:.0f}%"
+        percent = f"{100 * confidence:.0f}%" if sure else ""
         room = text_rect.width() - painter.fontMetrics().horizontalAdvance(percent) - 16
         label = name if not self._stale else f"{name} (retrain)"
         label = painter.fontMetrics().elidedText(label, Qt.TextElideMode.ElideRight, int(room))
@@ -278,3 +298,28 @@ class VideoView(QWidget):
         painter.fillPath(path, QColor(179, 55, 47, 230))
         painter.setPen(QColor("#ffffff"))
         painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+
+    def _draw_novelty(self, painter: QPainter, target: QRect) -> None:
+        """A pill in the bottom-right corner: "New" and a bar filled by the novelty."""
+        if self.novelty is None:
+            return
+        painter.setFont(self._font(14 * self.scale))
+        metrics = painter.fontMetrics()
+        label = "New view" if self.novelty >= 0.5 else "Seen"
+        text_w = max(metrics.horizontalAdvance("New view"), metrics.horizontalAdvance("Seen"))
+        height = metrics.height() + 12
+        bar_w = round(70 * self.scale)
+        width = 12 + text_w + 10 + bar_w + 12
+        box = QRectF(target.right() - width - 12, target.bottom() - height - 12, width, height)
+        path = QPainterPath()
+        path.addRoundedRect(box, height / 2, height / 2)
+        painter.fillPath(path, QColor(11, 13, 16, 190))
+        painter.setPen(QColor("#ffffff"))
+        painter.drawText(
+            QRectF(box.left() + 12, box.top(), text_w, height),
+            Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+            label,
+        )
+        bar = QRectF(box.right() - 12 - bar_w, box.center().y() - 4, bar_w, 8)
+        painter.fillRect(bar, QColor(255, 255, 255, 50))
+        painter.fillRect(QRectF(bar.left(), bar.top(), bar_w * self.novelty, 8), NOVELTY_COLOR)

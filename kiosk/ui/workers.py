@@ -48,6 +48,7 @@ class FrameResult:
     frame_id: int
     prediction: Any  # kiosk.session.Prediction | None
     seconds: float  # time spent on this frame (embedding + head)
+    novelty: float | None = None  # kiosk.coaching.novelty vs every sample (None: no samples)
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class VisionWorker(QObject):
     result = Signal(object)  # FrameResult
     captured = Signal(object)  # CaptureDone
     failed = Signal(str)  # a capture or prediction that went wrong, for the status line
+    storeFull = Signal(int, str)  # class index, the store's refusal: the burst must stop
     finished = Signal()
 
     def __init__(self, session: Any, grabber: Any, idle_wait: float = 0.003) -> None:
@@ -174,7 +176,7 @@ class VisionWorker(QObject):
             except StoreFullError as error:
                 # Drop the rest of the burst: every further request would fail the same way.
                 self._requests.clear()
-                self._report(str(error))
+                self.storeFull.emit(class_index, str(error))
                 continue
             except Exception as error:  # a class removed meanwhile...
                 self._report(f"Capture failed: {error}")
@@ -194,14 +196,20 @@ class VisionWorker(QObject):
 
     def _process(self, frame_id: Any, frame: Any) -> None:
         start = time.perf_counter()
-        prediction = None
+        prediction = novelty = None
         try:
-            # The trained head, or before training the instant imprinted one.
-            live = getattr(self._session, "predict_live", None)
-            prediction = live(frame) if live is not None else self._session.predict(frame)
+            observe = getattr(self._session, "observe", None)
+            if observe is not None:
+                # One embedding: the prediction and how new the view is (one matmul).
+                prediction, novelty = observe(frame)
+            else:
+                # The trained head, or before training the instant imprinted one.
+                live = getattr(self._session, "predict_live", None)
+                prediction = live(frame) if live is not None else self._session.predict(frame)
         except Exception as error:
             self._report(f"Prediction failed: {error}")
-        self.result.emit(FrameResult(frame_id, prediction, time.perf_counter() - start))
+        elapsed = time.perf_counter() - start
+        self.result.emit(FrameResult(frame_id, prediction, elapsed, novelty))
 
 
 class TrainingWorker(QObject):

@@ -6,12 +6,14 @@ to load here exactly as it does on a kiosk whose Coral was unplugged.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from kiosk.ui import app
+from kiosk.ui import app, dialogs
 from kiosk.ui.app import CPU_FALLBACK_MESSAGE, build, load_extractor
 from kiosk.vision import runtime
 from kiosk.vision.sources import DemoSource
@@ -117,8 +119,11 @@ def test_window_shows_a_badge_and_a_status_message(qtbot, extractor, tmp_path) -
         kiosk.close()
 
 
-def test_autosave_from_the_edgetpu_model_is_explained(qtbot, extractor, tmp_path) -> None:
+def test_autosave_from_the_edgetpu_model_is_explained(
+    qtbot, extractor, tmp_path, monkeypatch
+) -> None:
     """CPU embeddings differ from the Edge TPU's: the autosave refuses them, clearly."""
+    monkeypatch.setattr(dialogs, "ask_confirm", lambda *a, **k: False)  # keep them
     folder = tmp_path / "autosave"
     tpu = TwinStandIn(extractor)
     first = build(tpu, DemoSource(), autosave_dir=folder)
@@ -138,3 +143,51 @@ def test_autosave_from_the_edgetpu_model_is_explained(qtbot, extractor, tmp_path
         second.close()
     # Nothing was lost: the journal is still there for when the Edge TPU is back.
     assert (folder / "state.json").exists()
+
+
+def test_autosave_from_the_edgetpu_model_can_be_re_embedded(
+    qtbot, extractor, tmp_path, monkeypatch
+) -> None:
+    """Accepting the offer brings the samples back, embedded by the CPU model."""
+    from kiosk.ui.controller import AppState
+
+    folder = tmp_path / "autosave"
+    tpu = TwinStandIn(extractor)
+    first = build(tpu, DemoSource(), autosave_dir=folder)
+    qtbot.addWidget(first.window)
+    for k in range(3):
+        first.controller.session.capture(0, picture(k))
+    first.controller.session.capture(1, picture(10))
+    first.controller.session.store.rename_class(1, "Zwei")
+    expected = first.controller.session.store.snapshot().samples[0][0].embedding
+    first.close()
+    before = json.loads((folder / "state.json").read_text())
+    assert before["extractor"]["sha256"] == "0" * 64
+
+    questions: list[str] = []
+
+    def accept(parent, title, text, **kwargs):
+        questions.append(title)
+        return True
+
+    monkeypatch.setattr(dialogs, "ask_confirm", accept)
+    second = build(extractor, DemoSource(), autosave_dir=folder, model_note=CPU_FALLBACK_MESSAGE)
+    qtbot.addWidget(second.window)
+    controller = second.controller
+    try:
+        assert questions == ["Re-embed 4 samples with this model?"]
+        assert controller.state == AppState.WORKING
+        # Until the re-embedded session is written, the Edge TPU's journal is untouched.
+        assert json.loads((folder / "state.json").read_text()) == before
+        qtbot.waitUntil(lambda: controller.state != AppState.WORKING, timeout=60_000)
+        assert controller.session.store.counts() == [3, 1]
+        assert controller.session.store.class_names == ["Class 1", "Zwei"]
+        assert "re-embedded with" in second.window.status.text()
+        assert second.window.cpu_badge.text() == CPU_FALLBACK_MESSAGE
+        stored = controller.session.store.snapshot().samples[0][0].embedding
+        assert np.allclose(stored, expected, atol=1e-5)
+    finally:
+        second.close()
+    after = json.loads((folder / "state.json").read_text())
+    assert after["extractor"]["sha256"] == extractor.sha256
+    assert sum(len(c["samples"]) for c in after["classes"]) == 4

@@ -1,0 +1,72 @@
+"""After an Edge TPU fall-back: offer to restore the autosave by re-embedding it.
+
+The autosave made on the Edge TPU model cannot be mixed with the CPU twin's
+embeddings, but its stored images can be embedded again. The operator is asked
+first (it takes a while, and the head must be trained again); the work runs off
+the GUI thread, and the autosave starts writing only once it has finished, so
+the Edge TPU's journal stays on disk until the re-embedded session replaces it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kiosk.persist import ProjectError
+from kiosk.ui import dialogs
+
+
+def offer_reembed(
+    window: Any,
+    controller: Any,
+    saver: Any,
+    model_note: str,
+    give_up: Callable[[], None] | None = None,
+) -> bool:
+    """Ask, and when accepted start re-embedding; returns whether it started.
+
+    When it returns True the caller must not start ``saver``: it is started when
+    the re-embedding has finished. When it fails, ``give_up()`` is called: the
+    caller must then never write with ``saver`` (not even at exit), so nothing of
+    the old autosave is lost.
+    """
+    from kiosk.recover import autosave_facts, restore_reembedded
+
+    try:
+        count, made_by = autosave_facts(saver.folder)
+    except ProjectError:
+        return False
+    if count == 0:
+        return False
+    model = controller.session.extractor.model_path.name
+    if not dialogs.ask_confirm(
+        window,
+        f"Re-embed {count} samples with this model?",
+        f"{model_note}. The autosaved samples were made on "
+        f"{made_by.get('name') or 'the Edge TPU model'}. "
+        f"Their stored images can be embedded again with {model} (this takes a moment; "
+        "train again afterwards), or keep them for when the Edge TPU is back.",
+        ok_text="Re-embed",
+    ):
+        return False
+
+    def done(report: Any) -> None:
+        saver.start()  # writes the re-embedded session, then drops the old files
+        controller.message.emit(report.message(model), "ok")
+
+    def failed(error: Exception) -> None:
+        # The old journal stays untouched: autosave is off for this session.
+        if give_up is not None:
+            give_up()
+        controller.message.emit(
+            f"Could not re-embed the autosaved samples: {error}. They are kept in "
+            f"{saver.folder}; autosave is off until the next start",
+            "error",
+        )
+
+    return controller.run_task(
+        f"Re-embedding {count} samples with {model}…",
+        lambda: restore_reembedded(controller.session, saver.folder),
+        done,
+        failed,
+    )
