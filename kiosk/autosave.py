@@ -141,6 +141,12 @@ class Autosaver:
         self._head_facts: dict[str, Any] = {}
         self._counter = 0
         self._listening = False
+        # Whether the journal in ``folder`` is this session's to rewrite: true
+        # once it was restored, or when there was none. Anything else there (a
+        # refused or damaged autosave, one skipped by --fresh) is moved aside
+        # before the first write instead of being replaced.
+        self._owns_folder = False
+        self.kept_aside: Path | None = None
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -209,6 +215,24 @@ class Autosaver:
             except Exception:
                 log.exception("autosave error callback failed")
 
+    def _set_aside_foreign_journal(self) -> None:
+        """Move an autosave this session did not restore out of the way, keeping it whole.
+
+        Raises OSError when it cannot be moved: then nothing is written, so it
+        is never overwritten.
+        """
+        if (self.folder / STATE).exists():
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            target = self.folder.with_name(f"{self.folder.name}-kept-{stamp}")
+            suffix = 1
+            while target.exists():
+                suffix += 1
+                target = self.folder.with_name(f"{self.folder.name}-kept-{stamp}-{suffix}")
+            os.replace(self.folder, target)
+            self.kept_aside = target
+            log.info("earlier autosave kept in %s", target)
+        self._owns_folder = True
+
     def _new_name(self, prefix: str) -> str:
         # Names are never reused within a folder, so an older state.json never
         # points at a file that a later flush rewrote.
@@ -219,6 +243,8 @@ class Autosaver:
                 return name
 
     def _flush(self) -> None:
+        if not self._owns_folder:
+            self._set_aside_foreign_journal()
         self.folder.mkdir(parents=True, exist_ok=True)
         snapshot = self.session.store.snapshot()
         live = [s for class_samples in snapshot.samples for s in class_samples]
@@ -326,7 +352,13 @@ class Autosaver:
         """
         state_path = self.folder / STATE
         if not state_path.exists():
+            self._owns_folder = True
             return None
+        report = self._restore(state_path)
+        self._owns_folder = True
+        return report
+
+    def _restore(self, state_path: Path) -> RestoreReport:
         state = read_json(state_path)
         if state.get("format") != FORMAT or state.get("version") != VERSION:
             raise ProjectError(f"{state_path} is not a kiosk autosave this version can read")
@@ -335,7 +367,8 @@ class Autosaver:
             raise ProjectError(
                 "The autosaved samples were made by a different model "
                 f"({(state.get('extractor') or {}).get('name')!r}); starting empty. "
-                f"They are kept in {self.folder}"
+                "They are kept: the first new autosave moves them to "
+                f"{self.folder.name}-kept-<time>"
             )
         try:
             segments = [str(name) for name in state["segments"]]

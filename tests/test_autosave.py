@@ -195,3 +195,40 @@ def test_kill_9_during_capture_and_training_loses_at_most_a_second(
     older = sum(1 for t in captured_by.values() if t < killed_at - 1.0)
     assert report.samples >= older, (report.samples, older, captured)
     assert session.store.class_names == ["red", "blue"]
+
+
+def test_a_refused_autosave_is_kept_aside_not_overwritten(tmp_path: Path) -> None:
+    folder = tmp_path / "autosave"
+    first = TeachingSession(FakeExtractor())
+    saver = Autosaver(first, folder)
+    capture(first, first.store.add_class("a"), 3)
+    saver.flush()
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    # Another model refuses it; the new session then autosaves in the same place.
+    second = TeachingSession(FakeExtractor(name="other.tflite"))
+    other = Autosaver(second, folder)
+    with pytest.raises(ProjectError, match="kept"):
+        other.restore()
+    capture(second, second.store.add_class("b"), 2)
+    assert other.flush()
+    assert other.kept_aside is not None and other.kept_aside.parent == tmp_path
+    assert {p.name: p.read_bytes() for p in other.kept_aside.iterdir()} == before
+    # The folder now holds the new session only, and the old one still restores.
+    third = TeachingSession(FakeExtractor(name="other.tflite"))
+    Autosaver(third, folder).restore()
+    assert third.store.class_names == ["b"] and third.store.counts() == [2]
+    old = TeachingSession(FakeExtractor())
+    Autosaver(old, other.kept_aside).restore()
+    assert old.store.class_names == ["a"] and old.store.counts() == [3]
+
+
+def test_starting_fresh_keeps_the_previous_autosave(tmp_path: Path) -> None:
+    folder = tmp_path / "autosave"
+    first = TeachingSession(FakeExtractor())
+    saver = Autosaver(first, folder)
+    capture(first, first.store.add_class("a"), 2)
+    saver.flush()
+    fresh = Autosaver(TeachingSession(FakeExtractor()), folder)  # restore() never called
+    assert fresh.flush()
+    assert fresh.kept_aside is not None and (fresh.kept_aside / STATE).is_file()

@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         default=False,
         help="start with no classes instead of restoring the autosaved session "
-        "(the autosave is replaced by the new session)",
+        "(the previous autosave is kept, moved to a folder named autosave-kept-<time>)",
     )
     parser.add_argument("--version", action="version", version=f"kiosk {__version__}")
     return parser
@@ -342,8 +342,8 @@ def build(
             # refuses them rather than mix the two. Say what to do about it.
             restored = (
                 f"{model_note}. The autosaved samples were made on the Edge TPU "
-                f"model and are kept in {saver.folder}: plug the Edge TPU in and "
-                "restart to continue them, or start over here",
+                f"model; they are kept unchanged in {saver.folder.name}-kept-<time> beside "
+                "the new autosave",
                 "error",
             )
         elif restored is None:
