@@ -40,6 +40,7 @@ from kiosk.coaching import CaptureFeedback, capture_feedback
 from kiosk.evaluation import Evaluation, confidence_threshold, evaluate, per_class_agreement
 from kiosk.learn import DEFAULT_TRAINING, SoftmaxRegression, TrainingConfig, TrainingResult
 from kiosk.learn.imprint import DEFAULT_TEMPERATURE, ImprintedHead, l2_normalize
+from kiosk.learn.metadata import read_metadata
 from kiosk.store import EmbeddingStore, Sample, StoreSnapshot
 from kiosk.vision import runtime
 
@@ -774,6 +775,10 @@ class TeachingSession:
             raise SaveError(
                 f"The saved model does not load, so it was not saved: {error}"
             ) from error
+        # The labels travel inside the model too: check they read back from the file.
+        stored = (read_metadata(path) or {}).get("class_names")
+        if stored is not None and len(stored) != head.num_classes:
+            raise SaveError("The saved model's stored labels do not match its classes")
         input_detail = interpreter.get_input_details()[0]
         output_detail = interpreter.get_output_details()[0]
         if input_detail["dtype"] != np.uint8:

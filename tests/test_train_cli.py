@@ -182,3 +182,8 @@ def test_warns_when_a_class_agrees_less_than_the_threshold(
     err = capsys.readouterr().err
     assert "kiosk-train: warning: the saved (quantized) model agrees" in err
     assert "ball" in err
+
+
+def test_labels_read_back_from_inside_the_model(trained, core50_dir: Path) -> None:
+    _, metrics = trained
+    assert metrics["labels_in_model"] == sorted(p.name for p in core50_dir.iterdir() if p.is_dir())

@@ -31,6 +31,7 @@ from kiosk.learn import (
     TrainingProgress,
     TrainingResult,
 )
+from kiosk.learn.metadata import read_metadata
 from kiosk.models import ModelError, resolve_model
 from kiosk.session import FIDELITY_THRESHOLD as FIDELITY
 from kiosk.session import format_labels
@@ -156,6 +157,10 @@ def run(args: argparse.Namespace) -> dict:
         {output: model_bytes, labels_path: format_labels(dataset.class_names).encode("utf-8")}
     ):
         pass
+    # Read the description back from the file on disk: what any later reader sees.
+    labels_in_model = (read_metadata(output) or {}).get("class_names")
+    if labels_in_model != dataset.class_names:
+        raise UserError(f"{output} was written but its stored labels do not read back")
 
     float_predictions = model.predict(embeddings[test]) if len(test) else np.zeros(0, np.int64)
     float_accuracy = _accuracy(float_predictions, labels[test])
@@ -195,6 +200,7 @@ def run(args: argparse.Namespace) -> dict:
         "tflite_test_accuracy": tflite_accuracy,
         "agreement": agreement,
         "per_class_agreement": per_class,
+        "labels_in_model": labels_in_model,
         "train_accuracy": float(result.train_accuracy),
         "val_accuracy": None if result.val_accuracy is None else float(result.val_accuracy),
         "iterations": int(result.iterations),
