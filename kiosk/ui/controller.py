@@ -29,7 +29,7 @@ from kiosk.ui.workers import (
     TrainingCurve,
     TrainingWorker,
     VisionWorker,
-    start_worker,
+    WorkerThreads,
 )
 
 # A held capture button records this many samples a second...
@@ -170,16 +170,14 @@ class Controller(QObject):
         self._source_poll.setInterval(SOURCE_POLL_MS)
         self._source_poll.timeout.connect(self._poll_source)
 
+        # Owns every worker and its thread until that thread has ended.
+        self._threads = WorkerThreads(self)
         self._vision: VisionWorker | None = None
-        self._vision_thread: QThread | None = None
         self._trainer: TrainingWorker | None = None
-        self._train_thread: QThread | None = None
         self._saver: CallWorker | None = None
-        self._save_thread: QThread | None = None
         self._save_paths: SavePaths | None = None
         self._save_started = 0.0
         self._task: CallWorker | None = None
-        self._task_thread: QThread | None = None
         self._task_callbacks: tuple[Callable[[Any], None], Callable[[Exception], None]] | None
         self._task_callbacks = None
         # Fidelity gate: called on the GUI thread with the staged SaveReport when
@@ -204,7 +202,7 @@ class Controller(QObject):
         self._vision.captured.connect(self._on_captured)
         self._vision.failed.connect(self._on_vision_failed)
         self._vision.storeFull.connect(self._on_store_full)
-        self._vision_thread = start_worker(self._vision, self._vision.finished, name="kiosk-vision")
+        self._threads.start(self._vision, self._vision.finished, name="kiosk-vision")
         self._source_poll.start()
         self._poll_source()
         if self._state != AppState.WORKING:  # a task started before the camera keeps its state
@@ -232,15 +230,8 @@ class Controller(QObject):
         self._confirm_done.set()
         if self._vision is not None:
             self._vision.stop()
-        threads = (self._train_thread, self._save_thread, self._task_thread, self._vision_thread)
-        for thread in threads:
-            if thread is not None:
-                thread.quit()
-                thread.wait()
-        self._vision = self._vision_thread = None
-        self._trainer = self._train_thread = None
-        self._saver = self._save_thread = None
-        self._task = self._task_thread = None
+        self._threads.stop_all()
+        self._vision = self._trainer = self._saver = self._task = None
         self.grabber.stop()
 
     # ---------------------------------------------------------------------- state
@@ -424,7 +415,6 @@ class Controller(QObject):
                 self._say("Capture samples for at least two classes first", "error")
             return False
         self.last_curve = None
-        self._retire_training_thread()
         self._trainer = TrainingWorker(self.session, self.training_config)
         self._trainer.progress.connect(self._on_training_progress)
         self._trainer.done.connect(self._on_training_done)
@@ -432,10 +422,9 @@ class Controller(QObject):
         self._set_state(AppState.TRAINING)
         self._say("Training…", "busy")
         self.trainingStarted.emit()
-        self._train_thread = start_worker(
+        self._threads.start(
             self._trainer, self._trainer.done, self._trainer.failed, name="kiosk-train"
         )
-        self._train_thread.finished.connect(self._on_train_thread_finished)
         return True
 
     def cancel_training(self) -> None:
@@ -480,18 +469,6 @@ class Controller(QObject):
         self._say(f"Training failed: {text}", "error")
         self.trainingFinished.emit(None)
 
-    @Slot()
-    def _on_train_thread_finished(self) -> None:
-        self._retire_training_thread()
-
-    def _retire_training_thread(self) -> None:
-        # The Python references own the worker and its thread. They are dropped
-        # only once the thread has ended: dropping them when the worker's last
-        # signal arrives could delete it while its thread is still returning.
-        if self._train_thread is not None:
-            self._train_thread.wait()
-        self._trainer = self._train_thread = None
-
     # --------------------------------------------------------------------- saving
     def default_save_target(self) -> Path:
         """Where the Save dialog starts."""
@@ -510,7 +487,6 @@ class Controller(QObject):
             self._say("No output path: start kiosk with --output or choose a file", "error")
             return False
         paths = save_paths(target)
-        self._retire_save_thread()
         self._save_paths = paths
         self._save_started = time.perf_counter()
         self._saver = CallWorker(self._save_call)
@@ -518,10 +494,7 @@ class Controller(QObject):
         self._saver.failed.connect(self._on_save_failed)
         self._set_state(AppState.SAVING)
         self._say(f"Saving {paths.model}…", "busy")
-        self._save_thread = start_worker(
-            self._saver, self._saver.done, self._saver.failed, name="kiosk-save"
-        )
-        self._save_thread.finished.connect(self._on_save_thread_finished)
+        self._threads.start(self._saver, self._saver.done, self._saver.failed, name="kiosk-save")
         return True
 
     def _save_call(self) -> Any:
@@ -574,20 +547,6 @@ class Controller(QObject):
         self._say(f"Save failed, earlier files are untouched: {text}", "error")
         self.saveFailed.emit(text)
 
-    @Slot()
-    def _on_save_thread_finished(self) -> None:
-        # Only for the current save's thread: a late signal from an earlier one
-        # must not block waiting for a newer save, which may itself be waiting
-        # for the operator's answer on this thread (fidelity gate).
-        if self.sender() is self._save_thread:
-            self._retire_save_thread()
-
-    def _retire_save_thread(self) -> None:
-        # As for training: drop the references only once the thread has ended.
-        if self._save_thread is not None:
-            self._save_thread.wait()
-        self._saver = self._save_thread = None
-
     # ---------------------------------------------------------- long operations
     @property
     def is_working(self) -> bool:
@@ -612,17 +571,13 @@ class Controller(QObject):
             self._say("Wait until the current operation has finished", "error")
             return False
         self._drop_pending_captures()
-        self._retire_task_thread()
         self._task_callbacks = (on_done, on_failed or self._say_task_failed)
         self._task = CallWorker(call)
         self._task.done.connect(self._on_task_done)
         self._task.failed.connect(self._on_task_failed)
         self._set_state(AppState.WORKING)
         self._say(busy_text, "busy")
-        self._task_thread = start_worker(
-            self._task, self._task.done, self._task.failed, name="kiosk-task"
-        )
-        self._task_thread.finished.connect(self._on_task_thread_finished)
+        self._threads.start(self._task, self._task.done, self._task.failed, name="kiosk-task")
         return True
 
     def _say_task_failed(self, error: Exception) -> None:
@@ -644,25 +599,6 @@ class Controller(QObject):
         if callbacks is not None:
             callbacks[which](value)
         self.changed.emit(self.snapshot())
-
-    @Slot()
-    def _on_task_thread_finished(self) -> None:
-        if self.sender() is self._task_thread:
-            self._retire_task_thread()
-
-    def _retire_task_thread(self) -> None:
-        if self._task_thread is not None:
-            # Its run() has returned (done or failed was emitted). The quit wired
-            # to those signals is queued to this thread, which may be the one
-            # calling here from a task callback: quit directly, then wait.
-            self._task_thread.quit()
-            self._task_thread.wait()
-        self._task = self._task_thread = None
-
-    def wait_for_task(self) -> None:
-        """Block until the running task's thread has ended (tests, shutdown)."""
-        if self._task_thread is not None:
-            self._task_thread.wait()
 
     # --------------------------------------------------------------------- source
     def retry_source(self) -> None:

@@ -267,7 +267,8 @@ class PinPadDialog(_Dialog):
             super().keyPressEvent(event)
 
 
-def _exec(dialog: QDialog) -> bool:
+def run_modal(dialog: QDialog) -> bool:
+    """Show ``dialog`` modally; whether it was accepted. Every modal loop runs here."""
     return dialog.exec() == QDialog.DialogCode.Accepted
 
 
@@ -276,7 +277,7 @@ def ask_text(
 ) -> str | None:
     """The text the operator typed, or ``None`` when they cancelled."""
     dialog = TextDialog(parent, title, text, error)
-    accepted = _exec(dialog)
+    accepted = run_modal(dialog)
     value = dialog.edit.text()
     dialog.deleteLater()
     return value if accepted else None
@@ -287,7 +288,7 @@ def ask_confirm(
 ) -> bool:
     """Whether the operator confirmed."""
     dialog = ConfirmDialog(parent, title, text, ok_text, danger)
-    accepted = _exec(dialog)
+    accepted = run_modal(dialog)
     dialog.deleteLater()
     return accepted
 
@@ -297,7 +298,7 @@ def ask_settings(
 ) -> TrainingConfig | None:
     """New training settings, or ``None`` when cancelled."""
     dialog = SettingsDialog(parent, config, default)
-    accepted = _exec(dialog)
+    accepted = run_modal(dialog)
     result = dialog.result_config()
     dialog.deleteLater()
     return result if accepted else None
@@ -306,7 +307,7 @@ def ask_settings(
 def ask_pin(parent: QWidget | None, title: str, error: str | None = None) -> str | None:
     """The PIN typed on the pad, or ``None`` when cancelled."""
     dialog = PinPadDialog(parent, title, error)
-    accepted = _exec(dialog)
+    accepted = run_modal(dialog)
     pin = dialog.pin()
     dialog.deleteLater()
     return pin if accepted else None
@@ -314,12 +315,16 @@ def ask_pin(parent: QWidget | None, title: str, error: str | None = None) -> str
 
 def ask_save_path(parent: QWidget | None, suggestion: Path) -> Path | None:
     """Where to write the model (a ``.tflite`` path), or ``None`` when cancelled."""
-    name, _ = QFileDialog.getSaveFileName(
-        parent, "Save model", str(suggestion), "TFLite model (*.tflite)"
-    )
-    if not name:
+    dialog = QFileDialog(parent, "Save model", str(suggestion), "TFLite model (*.tflite)")
+    dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+    dialog.selectFile(str(suggestion))
+    dialog.resize(760, 440)  # fits an 800x480 panel
+    accepted = run_modal(dialog)
+    chosen = dialog.selectedFiles()
+    dialog.deleteLater()
+    if not accepted or not chosen:
         return None
-    path = Path(name)
+    path = Path(chosen[0])
     return path if path.suffix == ".tflite" else path.with_suffix(".tflite")
 
 
@@ -337,7 +342,7 @@ def ask_folder(
         dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
         dialog.setLabelText(QFileDialog.DialogLabel.Accept, "Choose")
     dialog.resize(760, 440)  # fits an 800x480 panel
-    accepted = _exec(dialog)
+    accepted = run_modal(dialog)
     chosen = dialog.selectedFiles()
     dialog.deleteLater()
     return Path(chosen[0]) if accepted and chosen else None
@@ -356,5 +361,5 @@ def inform(parent: QWidget | None, title: str, text: str) -> None:
     ok.clicked.connect(dialog.accept)
     dialog.buttons.addWidget(ok)
     dialog.layout_.addLayout(dialog.buttons)
-    _exec(dialog)
+    run_modal(dialog)
     dialog.deleteLater()

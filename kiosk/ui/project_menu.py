@@ -67,7 +67,7 @@ class ProjectPanel(QDialog):
 def ask_project_action(parent: QWidget | None) -> str | None:
     """The ``ProjectActions`` method the operator picked, or None (tests replace this)."""
     panel = ProjectPanel(parent)
-    panel.exec()
+    dialogs.run_modal(panel)
     choice = panel.choice
     panel.deleteLater()
     return choice

@@ -17,7 +17,17 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QRect, QRectF, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPaintEvent, QPen
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QHideEvent,
+    QImage,
+    QPainter,
+    QPainterPath,
+    QPaintEvent,
+    QPen,
+    QShowEvent,
+)
 from PySide6.QtWidgets import QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from kiosk.ui.style import class_color
@@ -120,7 +130,17 @@ class VideoView(QWidget):
         self._timer = QTimer(self)
         self._timer.setInterval(round(1000 / POLL_HZ))
         self._timer.timeout.connect(self.pull)
+        # The timer runs only while the view is on screen (showEvent/hideEvent):
+        # a hidden or closed window should not keep pulling frames 60 times a
+        # second on the GUI thread.
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
         self._timer.start()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        super().hideEvent(event)
+        self._timer.stop()
 
     # ------------------------------------------------------------------ inputs
     @Slot()

@@ -8,9 +8,8 @@
   about 20 signals a second) and a ``threading.Event`` for Cancel.
 * ``CallWorker`` runs one blocking call (Save) and reports its result.
 
-``start_worker`` does the wiring superqt's ``new_worker_qthread`` does (started ->
-run, done -> thread.quit); the controller's references own both objects until the
-thread has ended.
+``WorkerThreads`` starts them and owns each worker and its thread until the
+thread has ended, so the GUI thread never waits on a running worker.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from kiosk.store import StoreFullError
 
@@ -300,21 +299,67 @@ class CallWorker(QObject):
         self.done.emit(result)
 
 
-def start_worker(worker: QObject, *finish_signals: Any, name: str = "") -> QThread:
-    """Move ``worker`` to a new QThread, run ``worker.run`` there; quit on a finish signal.
+class WorkerThreads(QObject):
+    """Runs workers on their own QThreads and owns each pair until its thread has ended.
 
-    The thread quits when any of ``finish_signals`` fires. Unlike superqt's C++-side
-    wiring there is no ``deleteLater``: both objects were made in Python, so the
-    caller's references own them and must be dropped only after
-    ``thread.finished`` (then nothing runs in the thread any more). Mixing the two
-    ownerships is how PySide programs delete a worker twice.
+    ``start`` does the wiring superqt's ``new_worker_qthread`` does (started ->
+    run, a finish signal -> quit) with two differences that keep the GUI thread
+    from ever waiting on a running worker:
+
+    * The finish signals call ``QThread.quit`` directly on the worker's thread
+      (it is thread-safe), not through the GUI thread's event queue: a queued
+      quit could sit behind the very GUI call that is waiting for the thread to
+      end, such as a Save pressed right after the previous one failed.
+    * A superseded worker is not waited for; it stays referenced here until its
+      own ``finished`` arrives, then both objects are released. Holding them
+      until then also means the ``sender()`` of that late signal is never a
+      freed thread whose address a newer one reuses.
+
+    There is no ``deleteLater``: both objects were made in Python, so these
+    references own them. Mixing the two ownerships is how PySide programs delete
+    a worker twice.
     """
-    thread = QThread()
-    if name:
-        thread.setObjectName(name)
-    worker.moveToThread(thread)
-    thread.started.connect(worker.run)
-    for signal in finish_signals:
-        signal.connect(thread.quit)
-    thread.start()
-    return thread
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._live: list[tuple[QObject, QThread]] = []
+
+    def start(self, worker: QObject, *finish_signals: Any, name: str = "") -> QThread:
+        """Move ``worker`` to a new QThread and run ``worker.run`` there.
+
+        The thread quits when any of ``finish_signals`` fires; ``worker.run``
+        returns right after emitting one.
+        """
+        thread = QThread()
+        if name:
+            thread.setObjectName(name)
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        for signal in finish_signals:
+            signal.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+        thread.finished.connect(self._on_finished)  # queued to the GUI thread
+        self._live.append((worker, thread))
+        thread.start()
+        return thread
+
+    def __len__(self) -> int:
+        """How many threads have not been released yet."""
+        return len(self._live)
+
+    def stop_all(self) -> None:
+        """Quit every thread and wait for it (shutdown: stop or cancel the workers first)."""
+        for _worker, thread in self._live:
+            thread.quit()
+            thread.wait()
+        self._live.clear()
+
+    @Slot()
+    def _on_finished(self) -> None:
+        thread = self.sender()
+        for entry in self._live:
+            if entry[1] is thread:
+                # ``finished`` is the thread's last act: this wait returns at
+                # once, and makes sure it is not deleted while still returning.
+                thread.wait()
+                self._live.remove(entry)
+                return

@@ -10,6 +10,7 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QAbstractButton, QWidget
 
+from kiosk.ui import dialogs
 from kiosk.ui.app import Kiosk, build
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,6 +23,20 @@ def extractor(cpu_extractor_path: Path):
     from kiosk.embedding import EmbeddingExtractor
 
     return EmbeddingExtractor(cpu_extractor_path, num_threads=2)
+
+
+@pytest.fixture(autouse=True)
+def no_unanswered_dialogs(monkeypatch):
+    """A modal dialog nobody answers would block the run forever: fail the test instead.
+
+    Tests that expect a question replace the ``dialogs.ask_*`` function (or
+    ``dialogs.run_modal``) themselves.
+    """
+
+    def refuse(dialog) -> bool:
+        raise AssertionError(f"unexpected modal dialog: {dialog.windowTitle()!r}")
+
+    monkeypatch.setattr(dialogs, "run_modal", refuse)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog
 
 from kiosk.learn import DEFAULT_TRAINING
 from kiosk.ui import dialogs
@@ -106,3 +107,15 @@ def test_failed_save_keeps_earlier_files_and_says_why(make_kiosk, qtbot, tmp_pat
     assert output.read_bytes() == b"earlier model"
     assert "untouched" in kiosk.window.status.text()
     assert controller.state == AppState.TRAINED
+
+
+def test_save_path_dialog_names_a_tflite_file(qtbot, monkeypatch, tmp_path):
+    def choose(dialog) -> bool:
+        assert dialog.acceptMode() == QFileDialog.AcceptMode.AcceptSave
+        dialog.selectFile(str(tmp_path / "booth"))
+        return True
+
+    monkeypatch.setattr(dialogs, "run_modal", choose)
+    assert dialogs.ask_save_path(None, tmp_path / "model.tflite") == tmp_path / "booth.tflite"
+    monkeypatch.setattr(dialogs, "run_modal", lambda dialog: False)
+    assert dialogs.ask_save_path(None, tmp_path / "model.tflite") is None
