@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
+
 from kiosk.ui.app import main
 
 if __name__ == "__main__":
+    # Training runs in a child process; in a frozen bundle that child starts
+    # as this executable, and freeze_support hands it to multiprocessing.
+    multiprocessing.freeze_support()
     raise SystemExit(main())

@@ -39,6 +39,7 @@ from kiosk.atomic import staged_writes
 from kiosk.coaching import CaptureFeedback, capture_feedback
 from kiosk.evaluation import Evaluation, confidence_threshold, evaluate, per_class_agreement
 from kiosk.learn import DEFAULT_TRAINING, SoftmaxRegression, TrainingConfig, TrainingResult
+from kiosk.learn.fit_process import Fitter, fit_here
 from kiosk.learn.imprint import DEFAULT_TEMPERATURE, ImprintedHead, l2_normalize
 from kiosk.learn.metadata import read_metadata
 from kiosk.store import EmbeddingStore, Sample, StoreSnapshot
@@ -447,6 +448,7 @@ class TeachingSession:
         callback: Callable[[TrainingProgress], Any] | None = None,
         cancel: threading.Event | Callable[[], bool] | None = None,
         config: TrainingConfig | None = None,
+        fitter: Fitter | None = None,
     ) -> TrainingResult:
         """Train a new head on the classes that have samples; blocks until done.
 
@@ -459,6 +461,9 @@ class TeachingSession:
             callback: called with ``TrainingProgress`` as training goes.
             cancel: a ``threading.Event`` or a callable; set/true stops early.
             config: overrides ``self.config`` for this run.
+            fitter: runs the fit; by default ``fit_here`` (this thread). The
+                kiosk passes a ``FitProcess`` so the fit's Python work never
+                holds the GUI process's interpreter lock.
 
         Raises:
             ValueError: fewer than two classes have samples.
@@ -491,7 +496,9 @@ class TeachingSession:
                     data["data_train"], data["labels_train"], len(classes), self.imprint_temperature
                 )
                 model.weights, model.biases = imprinted.raw_parameters()
-            result = model.fit(data, config, callback=callback, cancel=cancel)
+            model, result = (fitter or fit_here)(
+                model, data, config, callback=callback, cancel=cancel
+            )
             if result.cancelled or result.diverged:
                 return result
             names = tuple(snapshot.class_names[i] for i in classes)

@@ -433,3 +433,21 @@ def test_save_for_the_edgetpu_skips_the_check_and_says_so(
     assert report.agreement is None and report.num_checked == 0
     assert "Edge TPU" in report.note
     assert b"edgetpu-custom-op" in report.model_path.read_bytes()
+
+
+def test_training_in_a_child_process_gives_the_same_head(extractor, scene):
+    from kiosk.learn.fit_process import FitProcess
+
+    session = TeachingSession(extractor)
+    teach(session, scene, captures=6)  # enough for a held-out evaluation
+    session.train()
+    here = session.head
+    with FitProcess() as fitter:
+        progress: list = []
+        result = session.train(fitter=fitter, callback=progress.append)
+    there = session.head
+    assert there is not here and not result.cancelled and progress
+    np.testing.assert_allclose(there.model.weights, here.model.weights, atol=1e-6)
+    np.testing.assert_allclose(there.model.biases, here.model.biases, atol=1e-6)
+    assert here.evaluation is not None
+    assert there.evaluation.accuracy == pytest.approx(here.evaluation.accuracy)

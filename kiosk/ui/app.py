@@ -282,9 +282,13 @@ def build(
 
     ``max_samples_per_class`` and ``max_memory_mb`` are the store's limits
     (default: the store's own).
+
+    Needs the QApplication; from here on Python's cyclic garbage collection runs
+    only on the GUI thread (``kiosk.ui.gc_guard``).
     """
     from kiosk.session import TeachingSession
     from kiosk.ui.controller import BURST_HZ, Controller
+    from kiosk.ui.gc_guard import collect_on_gui_thread
     from kiosk.ui.lock import UNLOCK_SECONDS, OperatorLock
     from kiosk.ui.main_window import MainWindow
     from kiosk.vision.grabber import FrameGrabber
@@ -292,6 +296,7 @@ def build(
     if session is None:
         session = TeachingSession(extractor, _make_store(extractor, max_samples_per_class,
                                                          max_memory_mb))  # fmt: skip
+    collect_on_gui_thread()
     saver, restored = None, None
     if autosave or autosave_dir is not None:
         saver, restored = _restore_autosave(session, autosave_dir, fresh)

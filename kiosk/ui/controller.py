@@ -11,6 +11,7 @@ number key is held), TRAINING, TRAINED (live predictions), SAVING.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import threading
 import time
@@ -22,6 +23,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
 from kiosk.coaching import class_hint
+from kiosk.learn.fit_process import FitProcess
 from kiosk.ui.workers import (
     CallWorker,
     CaptureDone,
@@ -172,6 +174,9 @@ class Controller(QObject):
 
         # Owns every worker and its thread until that thread has ended.
         self._threads = WorkerThreads(self)
+        # Fits run in a child process: their Python work never holds this
+        # process's interpreter lock, so the GUI never waits on training.
+        self._fitter = FitProcess()
         self._vision: VisionWorker | None = None
         self._trainer: TrainingWorker | None = None
         self._saver: CallWorker | None = None
@@ -231,6 +236,7 @@ class Controller(QObject):
         if self._vision is not None:
             self._vision.stop()
         self._threads.stop_all()
+        self._fitter.close()
         self._vision = self._trainer = self._saver = self._task = None
         self.grabber.stop()
 
@@ -282,7 +288,15 @@ class Controller(QObject):
         if state != self._state:
             self._state = state
             self.stateChanged.emit(state)
-        self.changed.emit(self.snapshot())
+        self._publish()
+
+    def _publish(self) -> None:
+        snapshot = self.snapshot()
+        if snapshot.can_train and not self._shut_down:
+            # Train is about to be offered: have the training process ready.
+            with contextlib.suppress(OSError):  # cannot start now: the fit will say so
+                self._fitter.warm_up()
+        self.changed.emit(snapshot)
 
     def _say(self, text: str, level: str = "info") -> None:
         self.message.emit(text, level)
@@ -415,7 +429,7 @@ class Controller(QObject):
                 self._say("Capture samples for at least two classes first", "error")
             return False
         self.last_curve = None
-        self._trainer = TrainingWorker(self.session, self.training_config)
+        self._trainer = TrainingWorker(self.session, self.training_config, self._fitter)
         self._trainer.progress.connect(self._on_training_progress)
         self._trainer.done.connect(self._on_training_done)
         self._trainer.failed.connect(self._on_training_failed)
@@ -598,7 +612,7 @@ class Controller(QObject):
         self._set_state(self._resting_state())
         if callbacks is not None:
             callbacks[which](value)
-        self.changed.emit(self.snapshot())
+        self._publish()
 
     # --------------------------------------------------------------------- source
     def retry_source(self) -> None:
@@ -634,7 +648,7 @@ class Controller(QObject):
             # Removing a class can drop the head; keep the resting state honest.
             self._set_state(self._resting_state())
         else:
-            self.changed.emit(self.snapshot())
+            self._publish()
 
     @Slot(object)
     def _on_frame_result(self, result: FrameResult) -> None:

@@ -1,7 +1,7 @@
 """The live training plot: loss (left axis) and accuracies (right axis, 0-100 %).
 
 The curves are created once and fed with ``setData``; the training worker already
-throttles its progress signals to about 20 a second, so every signal is drawn.
+throttles its progress signals to about 10 a second, so every signal is drawn.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ class TrainingPlot(pg.PlotWidget):
         self.accuracy_view.addItem(self.train_curve)
         self.accuracy_view.addItem(self.val_curve)
         item.setXRange(0, 1, padding=0)
+        self._x_end = 1
         self.set_scale(1.0)
 
     @Slot()
@@ -95,7 +96,7 @@ class TrainingPlot(pg.PlotWidget):
     def clear_curves(self, num_iter: int = 1) -> None:
         for curve in (self.loss_curve, self.train_curve, self.val_curve):
             curve.setData([], [])
-        self.getPlotItem().setXRange(0, max(1, num_iter), padding=0.02)
+        self._set_x_end(max(1, num_iter))
 
     def show_curve(self, curve: TrainingCurve) -> None:
         x = np.asarray(curve.iterations, dtype=np.float64)
@@ -106,7 +107,13 @@ class TrainingPlot(pg.PlotWidget):
         self.train_curve.setData(x, train, connect="finite")
         self.val_curve.setData(x, val, connect="finite")
         last = int(x[-1]) if len(x) else 1
-        self.getPlotItem().setXRange(0, max(1, curve.num_iter, last), padding=0.02)
+        self._set_x_end(max(1, curve.num_iter, last))
+
+    def _set_x_end(self, end: int) -> None:
+        # Re-ranging regenerates the axis ticks, in Python: only when it changes.
+        if end != self._x_end:
+            self._x_end = end
+            self.getPlotItem().setXRange(0, end, padding=0.02)
 
 
 class TrainingPanel(QWidget):

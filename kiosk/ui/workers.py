@@ -5,7 +5,8 @@
   per frame. Its loop blocks its thread's event loop, so the GUI talks to it
   through thread-safe methods (a deque and events), never through queued slots.
 * ``TrainingWorker`` runs ``session.train`` with a progress callback (throttled to
-  about 20 signals a second) and a ``threading.Event`` for Cancel.
+  about 10 signals a second) and a ``threading.Event`` for Cancel; the fit
+  itself runs in a child process (``kiosk.learn.fit_process``) when given one.
 * ``CallWorker`` runs one blocking call (Save) and reports its result.
 
 ``WorkerThreads`` starts them and owns each worker and its thread until the
@@ -28,8 +29,9 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from kiosk.store import StoreFullError
 
-# Progress signals per second while training: the plot cannot show more.
-PROGRESS_HZ = 20.0
+# Progress signals per second while training: smooth enough to watch, and each
+# one costs the GUI thread a plot update.
+PROGRESS_HZ = 10.0
 # The plot gets at most about this many points, however long training runs.
 MAX_PLOT_POINTS = 1000
 # The same vision failure is reported at most this often (seconds).
@@ -218,10 +220,11 @@ class TrainingWorker(QObject):
     done = Signal(object)  # TrainingResult
     failed = Signal(str)
 
-    def __init__(self, session: Any, config: Any) -> None:
+    def __init__(self, session: Any, config: Any, fitter: Any = None) -> None:
         super().__init__()
         self._session = session
         self._config = config
+        self._fitter = fitter  # kiosk.learn.fit_process.Fitter; None fits in this thread
         self.cancel_event = threading.Event()
         # The plotted history: (iteration, loss, train accuracy, val accuracy) rows,
         # thinned as it grows (every ``_stride``-th report) so a long run costs the
@@ -239,10 +242,14 @@ class TrainingWorker(QObject):
 
     @Slot()
     def run(self) -> None:
-        _yield_cpu_to_gui()
+        if self._fitter is None:
+            _yield_cpu_to_gui()
         try:
             result = self._session.train(
-                callback=self._on_progress, cancel=self.cancel_event, config=self._config
+                callback=self._on_progress,
+                cancel=self.cancel_event,
+                config=self._config,
+                fitter=self._fitter,
             )
         except Exception as error:
             self._emit_curve()

@@ -7,6 +7,9 @@ whose quit was still queued behind that very call: the window froze for good.
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import signal
 import threading
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -125,3 +128,39 @@ def test_save_again_the_moment_a_save_fails_and_train_again_the_moment_training_
         assert controller.save()
     assert len(failures) == 1
     assert output.is_file() and (tmp_path / "labels.txt").is_file()
+
+
+def test_a_killed_training_process_fails_that_training_only(make_kiosk, qtbot):
+    source = DemoSource()
+    kiosk = make_kiosk(source, size=None)
+    controller = kiosk.controller
+    for index, name in enumerate(("red disc", "blue square")):
+        source.show(name)
+        for _ in range(3):
+            with qtbot.waitSignal(controller.sampleCaptured, timeout=5000):
+                controller.capture_once(index)
+    default = controller.training_config
+    controller.set_training_config(
+        dataclasses.replace(
+            default, optimizer="sgd", num_iter=10_000_000, learning_rate=0.01, report_every=50
+        )
+    )
+    fitter = controller._fitter
+
+    def kill(_curve) -> None:
+        if fitter.pid is not None:
+            os.kill(fitter.pid, signal.SIGKILL)
+
+    controller.trainingProgress.connect(kill)
+    messages: list[str] = []
+    controller.message.connect(lambda text, level: messages.append(text))
+    with qtbot.waitSignal(controller.trainingFinished, timeout=60_000) as finished:
+        assert controller.train()
+    assert finished.args[0] is None
+    assert any("training process stopped unexpectedly" in text for text in messages)
+    controller.trainingProgress.disconnect(kill)
+
+    controller.set_training_config(default)
+    with qtbot.waitSignal(controller.trainingFinished, timeout=60_000) as finished:
+        assert controller.train()
+    assert finished.args[0] is not None and controller.session.head is not None
