@@ -136,3 +136,12 @@ def wait_for_new_frames(qtbot, grabber, count: int = 2, timeout: int = 5000) -> 
         assert now is not None and now[0] >= start + count
 
     qtbot.waitUntil(arrived, timeout=timeout)
+
+
+def capture_two_classes(qtbot, controller, source, per_class: int = 3) -> None:
+    """Three samples each of the demo's red disc (class 1) and blue square (class 2)."""
+    for index, name in enumerate(("red disc", "blue square")):
+        source.show(name)
+        for _ in range(per_class):
+            with qtbot.waitSignal(controller.sampleCaptured, timeout=5000):
+                controller.capture_once(index)

@@ -17,6 +17,8 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from kiosk.ui.workers import WorkerThreads
 from kiosk.vision.sources import DemoSource
 
+from .conftest import capture_two_classes
+
 
 class Job(QObject):
     """A worker that optionally waits for ``release``, then says which thread it ran on."""
@@ -95,11 +97,7 @@ def test_save_again_the_moment_a_save_fails_and_train_again_the_moment_training_
     source = DemoSource()
     output = tmp_path / "model.tflite"
     controller = make_kiosk(source, output=output, size=None).controller
-    for index, name in enumerate(("red disc", "blue square")):
-        source.show(name)
-        for _ in range(3):
-            with qtbot.waitSignal(controller.sampleCaptured, timeout=5000):
-                controller.capture_once(index)
+    capture_two_classes(qtbot, controller, source)
 
     trained: list[object] = []
 
@@ -134,11 +132,7 @@ def test_a_killed_training_process_fails_that_training_only(make_kiosk, qtbot):
     source = DemoSource()
     kiosk = make_kiosk(source, size=None)
     controller = kiosk.controller
-    for index, name in enumerate(("red disc", "blue square")):
-        source.show(name)
-        for _ in range(3):
-            with qtbot.waitSignal(controller.sampleCaptured, timeout=5000):
-                controller.capture_once(index)
+    capture_two_classes(qtbot, controller, source)
     default = controller.training_config
     controller.set_training_config(
         dataclasses.replace(

@@ -13,6 +13,8 @@ from kiosk.ui import dialogs
 from kiosk.ui.controller import AppState, save_paths
 from kiosk.vision.sources import DemoSource, open_source
 
+from .conftest import capture_two_classes
+
 
 def test_missing_camera_shows_message_and_retry(make_kiosk, qtbot, artifacts):
     # No /dev/video7 here: the window must say so over the picture, not crash.
@@ -89,11 +91,7 @@ def test_failed_save_keeps_earlier_files_and_says_why(make_kiosk, qtbot, tmp_pat
     output = tmp_path / "model.tflite"
     kiosk = make_kiosk(source, output=output, size=None)
     controller = kiosk.controller
-    for index, name in enumerate(("red disc", "blue square")):
-        source.show(name)
-        for _ in range(3):
-            with qtbot.waitSignal(controller.sampleCaptured, timeout=5000):
-                controller.capture_once(index)
+    capture_two_classes(qtbot, controller, source)
     with qtbot.waitSignal(controller.trainingFinished, timeout=60_000):
         assert controller.train()
     output.write_bytes(b"earlier model")
