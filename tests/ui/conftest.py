@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QAbstractButton, QWidget
+from PySide6.QtWidgets import QAbstractButton, QApplication, QWidget
 
 from kiosk.ui import dialogs
 from kiosk.ui.app import Kiosk, build
@@ -145,3 +145,18 @@ def capture_two_classes(qtbot, controller, source, per_class: int = 3) -> None:
         for _ in range(per_class):
             with qtbot.waitSignal(controller.sampleCaptured, timeout=5000):
                 controller.capture_once(index)
+
+
+# The Raspberry Pi 7-inch display and a full-HD screen.
+SCREEN_SIZES = ((800, 480), (1920, 1080))
+
+
+def at_screen_sizes(qtbot, window) -> Iterator[tuple[int, int]]:
+    """Resize ``window`` to each of ``SCREEN_SIZES``; yields once it shows fresh frames there."""
+    for width, height in SCREEN_SIZES:
+        window.resize(width, height)
+        QApplication.processEvents()
+        qtbot.waitUntil(lambda w=width, h=height: window.size().toTuple() == (w, h), timeout=2000)
+        frames = window.video.frames_shown
+        qtbot.waitUntil(lambda f=frames: window.video.frames_shown > f + 2, timeout=3000)
+        yield width, height

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication
 
 import kiosk.session
 from kiosk.ui import dialogs
 from kiosk.vision.sources import DemoSource
 
-from .conftest import wait_for_new_frames
+from .conftest import at_screen_sizes, wait_for_new_frames
 
 OBJECTS = ("red disc", "blue square")
 SAMPLES = 6
@@ -76,12 +75,7 @@ def test_instant_predictions_evaluation_and_fidelity_gate(
         lambda: predictions[-1] is not None and predictions[-1].source == "trained", timeout=5000
     )
 
-    for width, height in ((800, 480), (1920, 1080)):
-        window.resize(width, height)
-        QApplication.processEvents()
-        qtbot.waitUntil(lambda w=width, h=height: window.size().toTuple() == (w, h), timeout=2000)
-        frames = window.video.frames_shown
-        qtbot.waitUntil(lambda f=frames: window.video.frames_shown > f + 2, timeout=3000)
+    for width, height in at_screen_sizes(qtbot, window):
         assert window.grab().save(str(artifacts / f"kiosk_evaluation_{width}x{height}.png"))
     window.resize(1280, 800)
 

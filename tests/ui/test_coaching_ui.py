@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication
 
 from kiosk.dataset import read_rgb
 from kiosk.ui.video_view import NOVELTY_FULL
 from kiosk.vision.sources import DemoSource, ImageFolderSource
 
-from .conftest import wait_for_new_frames
+from .conftest import at_screen_sizes, wait_for_new_frames
 
 pytestmark = pytest.mark.slow
 
@@ -142,11 +141,6 @@ def test_not_sure_bars_banner_and_screenshots(make_kiosk, qtbot, artifacts) -> N
     assert bars._top is None  # no class highlighted
     assert window.video._prediction is not None and not window.video._prediction.sure
 
-    for width, height in ((800, 480), (1920, 1080)):
-        window.resize(width, height)
-        QApplication.processEvents()
-        qtbot.waitUntil(lambda w=width, h=height: window.size().toTuple() == (w, h), timeout=2000)
-        frames = window.video.frames_shown
-        qtbot.waitUntil(lambda f=frames: window.video.frames_shown > f + 2, timeout=3000)
+    for width, height in at_screen_sizes(qtbot, window):
         assert bars.caption is not None and "Not sure" in bars.caption
         assert window.grab().save(str(artifacts / f"kiosk_not_sure_{width}x{height}.png"))

@@ -13,13 +13,12 @@ import time
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication
 
 from kiosk.ui import dialogs
 from kiosk.ui.controller import AppState
 from kiosk.vision.sources import DemoSource
 
-from .conftest import visible_buttons, wait_for_new_frames
+from .conftest import at_screen_sizes, visible_buttons, wait_for_new_frames
 
 OBJECTS = ("red disc", "blue square", "green triangle")
 SAMPLES_PER_CLASS = 8
@@ -143,12 +142,7 @@ def test_teach_train_predict_save(make_kiosk, qtbot, tmp_path, monkeypatch, hear
 
 
 def _screenshots(qtbot, window, artifacts) -> None:
-    for width, height in ((800, 480), (1920, 1080)):
-        window.resize(width, height)
-        QApplication.processEvents()
-        qtbot.waitUntil(lambda w=width, h=height: window.size().toTuple() == (w, h), timeout=2000)
-        frames = window.video.frames_shown
-        qtbot.waitUntil(lambda f=frames: window.video.frames_shown > f + 2, timeout=3000)
+    for width, height in at_screen_sizes(qtbot, window):
         # Touch: everything tappable is at least 48 px high and inside the window.
         for button in visible_buttons(window):
             if button.parent() is window.classes.scroll.widget() or not button.isEnabled():
