@@ -37,11 +37,12 @@ import numpy as np
 
 from kiosk.atomic import staged_writes
 from kiosk.coaching import CaptureFeedback, capture_feedback
-from kiosk.evaluation import Evaluation, confidence_threshold, evaluate, per_class_agreement
 from kiosk.learn import DEFAULT_TRAINING, SoftmaxRegression, TrainingConfig, TrainingResult
-from kiosk.learn.fit_process import Fitter, fit_here
+from kiosk.learn.evaluation import Evaluation, per_class_agreement
+from kiosk.learn.fit_process import Fitter
 from kiosk.learn.imprint import DEFAULT_TEMPERATURE, ImprintedHead, l2_normalize
 from kiosk.learn.metadata import read_metadata
+from kiosk.learn.recipe import LabelledEmbeddings, TrainingSettings, fit_head
 from kiosk.store import EmbeddingStore, Sample, StoreSnapshot
 from kiosk.vision import runtime
 
@@ -168,7 +169,7 @@ class TrainedHead:
         evaluation: per-class accuracy and confusion on the validation split
             (None when nothing was held out).
         confidence_threshold: below it a prediction is "not sure" (see
-            ``kiosk.evaluation.confidence_threshold``).
+            ``kiosk.learn.evaluation.confidence_threshold``).
     """
 
     model: SoftmaxRegression
@@ -228,7 +229,7 @@ class TeachingSession:
         imprint_temperature: T of the imprinted head (live predictions before
             training, and the warm start).
         threshold_quantile, threshold_floor: how the "not sure" threshold is set
-            from the validation split (``kiosk.evaluation.confidence_threshold``).
+            from the validation split (``kiosk.learn.evaluation.confidence_threshold``).
         flip_augment: also embed each capture mirrored left-right (one more
             inference, ~6 ms) and train on both; the copy joins training only
             with its original, never beside it in validation. +1.7 points of
@@ -414,6 +415,20 @@ class TeachingSession:
         return sum(1 for n in self.store.counts() if n > 0) >= 2
 
     @property
+    def settings(self) -> TrainingSettings:
+        """The current training settings, as one value."""
+        return TrainingSettings(
+            config=self.config,
+            val_fraction=self.val_fraction,
+            seed=self.seed,
+            warm_start=self.warm_start,
+            imprint_temperature=self.imprint_temperature,
+            flip_augment=self.flip_augment,
+            threshold_quantile=self.threshold_quantile,
+            threshold_floor=self.threshold_floor,
+        )
+
+    @property
     def is_training(self) -> bool:
         return self._train_lock.locked()
 
@@ -476,33 +491,30 @@ class TeachingSession:
             classes = [i for i, samples in enumerate(snapshot.samples) if samples]
             if len(classes) < 2:
                 raise ValueError("Training needs at least two classes with samples")
-            config = config or self.config
-            data = snapshot.training_data(
-                val_fraction=self.val_fraction,
-                seed=self.seed,
-                classes=classes,
-                extra_train=self.flipped_embeddings() if self.flip_augment else None,
+            settings = self.settings
+            if config is not None:
+                settings = dataclasses.replace(settings, config=config)
+            x, y = snapshot.as_arrays(classes)
+            flipped = self.flipped_embeddings() if settings.flip_augment else {}
+            ids = [s.id for i in classes for s in snapshot.samples[i]]
+            has_mirror = np.array([i in flipped for i in ids], bool)
+            mirrored = np.zeros_like(x)
+            for row, sample_id in enumerate(ids):
+                if has_mirror[row]:
+                    mirrored[row] = flipped[sample_id]
+            names = tuple(snapshot.class_names[i] for i in classes)
+            fit = fit_head(
+                LabelledEmbeddings(x, y, len(classes), mirrored, has_mirror),
+                settings,
+                class_names=names,
+                fitter=fitter,
+                callback=callback,
+                cancel=cancel,
             )
-            model = SoftmaxRegression(
-                snapshot.feature_dim,
-                len(classes),
-                weight_scale=config.weight_scale,
-                reg=config.reg,
-                seed=self.seed,
-            )
-            if self.warm_start:
-                # Imprinted from the training rows only: validation stays unseen.
-                imprinted = ImprintedHead.from_data(
-                    data["data_train"], data["labels_train"], len(classes), self.imprint_temperature
-                )
-                model.weights, model.biases = imprinted.raw_parameters()
-            model, result = (fitter or fit_here)(
-                model, data, config, callback=callback, cancel=cancel
-            )
+            result, model = fit.result, fit.model
             if result.cancelled or result.diverged:
                 return result
-            names = tuple(snapshot.class_names[i] for i in classes)
-            evaluation, threshold = self._evaluate(model, data, names)
+            evaluation, threshold = fit.evaluation, fit.confidence_threshold
             head = TrainedHead(
                 model=model,
                 class_ids=tuple(snapshot.class_ids[i] for i in classes),
@@ -518,19 +530,6 @@ class TeachingSession:
             self._train_lock.release()
         self._notify()
         return result
-
-    def _evaluate(
-        self, model: SoftmaxRegression, data: dict[str, np.ndarray], names: tuple[str, ...]
-    ) -> tuple[Evaluation | None, float]:
-        """Evaluation on the validation split and the "not sure" threshold it gives."""
-        x_val, y_val = data["data_val"], data["labels_val"]
-        if len(y_val) == 0:
-            return None, self.threshold_floor
-        probabilities = np.asarray(model.predict_proba(x_val)).reshape(len(y_val), -1)
-        threshold = confidence_threshold(
-            probabilities, y_val, quantile=self.threshold_quantile, floor=self.threshold_floor
-        )
-        return evaluate(probabilities, y_val, names), threshold
 
     @property
     def head_is_stale(self) -> bool:

@@ -22,7 +22,6 @@ from kiosk.atomic import atomic_write, staged_writes
 from kiosk.cli.common import ProgressBar, UserError, fail
 from kiosk.dataset import read_rgb, scan_image_folder, stratified_split
 from kiosk.embedding import EmbeddingExtractor
-from kiosk.evaluation import per_class_agreement
 from kiosk.learn import (
     DEFAULT_TRAINING,
     PYCORAL_TRAINING,
@@ -31,6 +30,7 @@ from kiosk.learn import (
     TrainingProgress,
     TrainingResult,
 )
+from kiosk.learn.evaluation import per_class_agreement
 from kiosk.learn.metadata import read_metadata
 from kiosk.models import ModelError, resolve_model
 from kiosk.session import FIDELITY_THRESHOLD as FIDELITY

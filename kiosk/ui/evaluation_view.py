@@ -1,6 +1,6 @@
 """Per-class accuracy and the confusion matrix on held-out samples, painted.
 
-Display only: it is handed a ``kiosk.evaluation.Evaluation`` (or None) after
+Display only: it is handed a ``kiosk.learn.evaluation.Evaluation`` (or None) after
 each training. One painted widget, like the prediction bars, so it fits the
 small lower panel at 800x480: a row per class (name, accuracy bar, %) and, when
 the panel is wide enough, the confusion matrix as a heat map beside it.
