@@ -1,0 +1,936 @@
+"""The journal: one on-disk format for the autosave and for projects.
+
+A journal folder holds::
+
+    journal.json     the state record: small, replaced atomically on every flush
+    seg-<n>.npz      samples (``kiosk.persist.records``), one file per flush or compaction
+    head-<n>.npz     the current head's arrays
+
+``journal.json``::
+
+    {"format": "kiosk-journal", "version": 2, "role": "autosave" | "project",
+     "saved_at": <unix time>, "kiosk_version": "...",
+     "extractor": {"name": ..., "sha256": ..., "feature_dim": D},
+     "classes": [{"id": <stable class id>, "name": ...}, ...],      # class order
+     "next_ids": [<next class id>, <next sample id>],
+     "segments": [{"file": "seg-<n>.npz", "rows": N}, ...],
+     "removed": [[first, end], ...],   # sample-id ranges gone from the session but
+                                       # still inside segments (until a compaction)
+     "head": null | {"file": "head-<n>.npz", ...head facts},
+     "settings": {...}, "default_settings": {...}}
+
+A sample's class is the ``class_ids`` row in its segment; a segment row is live
+unless its id is in ``removed`` or its class is not in ``classes``. Within a
+class, samples are in id (capture) order.
+
+The cost of a flush follows the change, not the store: it writes the samples
+captured since the last flush as one new segment, the head only when it is
+new, and the state record, whose size follows the number of classes and
+segments. A compaction (when segments pile up or are mostly dead) streams the
+live rows of every segment into one new segment, file to file, while flushes go
+on; it never holds a second copy of the store. Files are only ever created
+under new names, and ``journal.json`` names them only once they are durable.
+
+Reading checks everything before anything is built (counts, names, sizes,
+every array's header), reads only the rows it loads, and applies the store's
+limits: an autosave keeps samples beyond (lowered) limits on disk and reports
+them as held; a project that does not fit is refused.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kiosk import __version__
+from kiosk.heads import TrainedHead
+from kiosk.learn.recipe import TrainingSettings
+from kiosk.persist.files import (
+    PRIVATE_FILE,
+    ProjectError,
+    read_json,
+    remove_quietly,
+    write_json,
+)
+from kiosk.persist.npz import iter_byte_rows, iter_rows, member_shapes, read_npz
+from kiosk.persist.records import (
+    SEGMENT_SPEC,
+    SegmentRows,
+    head_facts,
+    read_head,
+    write_head,
+    write_segment,
+    write_segment_from_files,
+)
+from kiosk.session import SessionContents, TeachingSession
+from kiosk.store import (
+    MAX_CLASSES,
+    ClassRecord,
+    EmbeddingStore,
+    Sample,
+    class_name_key,
+    frozen_sample,
+    normalize_class_name,
+)
+
+__all__ = [
+    "FORMAT",
+    "STATE",
+    "VERSION",
+    "Journal",
+    "JournalSummary",
+    "Limits",
+    "LoadedJournal",
+    "extractor_facts",
+    "is_our_file",
+    "read_journal",
+    "read_summary",
+]
+
+FORMAT = "kiosk-journal"
+VERSION = 2
+STATE = "journal.json"
+ROLES = ("autosave", "project")
+_OUR_FILE = re.compile(r"^(seg|head)-\d{8,}\.npz$")
+_OUR_TEMP = re.compile(r"^\.(journal\.json|(seg|head)-\d{8,}\.npz)\..+\.tmp$")
+# Compact when there are more segments than this, or more dead rows than live ones.
+MAX_SEGMENTS = 64
+MIN_DEAD_TO_COMPACT = 256
+# Anything bigger is not a kiosk file (the largest store a config allows is 64 GiB).
+MAX_FILE_BYTES = 80 * 2**30
+# A state record may list at most this many removed ranges (a compaction comes first).
+MAX_REMOVED_RANGES = 1_000_000
+
+
+def is_our_file(name: str) -> bool:
+    """Whether a file name is one a journal writes (a segment, a head, or their temporaries)."""
+    return bool(_OUR_FILE.match(name) or _OUR_TEMP.match(name) or name == STATE)
+
+
+def extractor_facts(extractor: Any) -> dict[str, Any]:
+    """{"name", "sha256", "feature_dim"}: which model made a journal's embeddings."""
+    return {
+        "name": extractor.model_path.name,
+        # Duck-typed extractors (tests, wrappers) may not carry a digest.
+        "sha256": getattr(extractor, "sha256", None),
+        "feature_dim": int(extractor.feature_dim),
+    }
+
+
+def same_extractor(facts: Mapping[str, Any], extractor: Any) -> bool:
+    """Whether embeddings described by ``facts`` came from ``extractor``."""
+    if facts.get("feature_dim") != extractor.feature_dim:
+        return False
+    sha = getattr(extractor, "sha256", None)
+    return sha is None or facts.get("sha256") in (None, sha)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The store limits a load must respect."""
+
+    max_samples_per_class: int
+    max_bytes: int
+
+    @classmethod
+    def of(cls, store: EmbeddingStore) -> Limits:
+        return cls(store.max_samples_per_class, store.max_bytes)
+
+
+# -- reading ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JournalSummary:
+    """What a journal folder holds, read from its state record only (for lists).
+
+    Attributes:
+        folder: the folder.
+        role: "autosave" or "project".
+        saved_at: when it was last written (seconds since the epoch).
+        class_names: in class order.
+        num_samples: samples in segments (an upper bound: removed ones are not counted out).
+        has_head: it holds a trained head.
+        extractor: {"name", "sha256", "feature_dim"}.
+    """
+
+    folder: Path
+    role: str
+    saved_at: float
+    class_names: tuple[str, ...]
+    num_samples: int
+    has_head: bool
+    extractor: dict[str, Any]
+
+
+@dataclass
+class _Index:
+    """The small arrays of one segment, read before any big one."""
+
+    name: str
+    ids: np.ndarray  # (N,) int64
+    class_ids: np.ndarray  # (N,) int64
+    has_flipped: np.ndarray  # (N,) bool
+    created: np.ndarray  # (N,) float64
+    image_offsets: np.ndarray  # (N+1,) int64
+    row_bytes: int  # embedding + thumbnail bytes of one row (flipped added where present)
+    feature_dim: int
+    load: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedJournal:
+    """A journal read from disk and checked, not yet in any session.
+
+    Attributes:
+        folder, role, extractor: where and what it is.
+        contents: what to swap into a session (``TeachingSession.replace``).
+        held: samples left on disk because they exceed the limits, per class name.
+        notes: things the reader skipped (a damaged head...), one line each.
+        segments: {segment name: (N,) int64 ids of its rows}, for a writer to go on.
+        removed: ids inside segments that are no longer in the session.
+        held_ids: {class id: ids of its samples held on disk}.
+        counter: the highest file number in use.
+    """
+
+    folder: Path
+    role: str
+    extractor: dict[str, Any]
+    contents: SessionContents
+    held: dict[str, int]
+    notes: tuple[str, ...]
+    segments: dict[str, np.ndarray]
+    removed: frozenset[int]
+    held_ids: dict[int, set[int]]
+    counter: int
+    head_entry: dict[str, Any] | None
+
+    @property
+    def num_held(self) -> int:
+        return sum(self.held.values())
+
+
+def _read_state(folder: Path) -> dict[str, Any]:
+    state = read_json(folder / STATE)
+    if state.get("format") != FORMAT:
+        raise ProjectError(f"{folder} is not a kiosk journal ({STATE} has no kiosk format)")
+    version = state.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or not 2 <= version <= VERSION:
+        raise ProjectError(
+            f"{folder}: format version {version!r} is not supported (this kiosk reads "
+            f"up to {VERSION}; a newer kiosk wrote it)"
+        )
+    if state.get("role") not in ROLES:
+        raise ProjectError(f"{folder / STATE}: unknown role {state.get('role')!r}")
+    return state
+
+
+def _classes(state: Mapping[str, Any], where: Path) -> list[tuple[int, str]]:
+    raw = state.get("classes")
+    if not isinstance(raw, list):
+        raise ProjectError(f"{where}: 'classes' is not a list")
+    if len(raw) > MAX_CLASSES:
+        raise ProjectError(f"{where} lists {len(raw)} classes; a kiosk holds at most {MAX_CLASSES}")
+    classes, ids, keys = [], set(), set()
+    for entry in raw:
+        if not isinstance(entry, dict):
+            raise ProjectError(f"{where}: a class entry is not an object")
+        class_id, name = entry.get("id"), entry.get("name")
+        if isinstance(class_id, bool) or not isinstance(class_id, int) or class_id < 0:
+            raise ProjectError(f"{where}: a class id is not a non-negative integer")
+        try:
+            text = normalize_class_name(name)
+        except ValueError as error:
+            raise ProjectError(f"{where}: a class name is unusable: {error}") from None
+        key = class_name_key(text)
+        if class_id in ids or key in keys:
+            raise ProjectError(f"{where}: two classes have the same id or name")
+        ids.add(class_id)
+        keys.add(key)
+        classes.append((class_id, text))
+    return classes
+
+
+def _segment_names(state: Mapping[str, Any], where: Path) -> list[tuple[str, int]]:
+    raw = state.get("segments")
+    if not isinstance(raw, list) or len(raw) > 16 * MAX_SEGMENTS:
+        raise ProjectError(f"{where}: 'segments' is not a list of a sane length")
+    names = []
+    for entry in raw:
+        if not isinstance(entry, dict):
+            raise ProjectError(f"{where}: a segment entry is not an object")
+        name, rows = entry.get("file"), entry.get("rows")
+        if not isinstance(name, str) or not _OUR_FILE.match(name) or not name.startswith("seg-"):
+            raise ProjectError(f"{where} names a bad segment {name!r}")
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+            raise ProjectError(f"{where}: segment {name} has no row count")
+        names.append((name, rows))
+    if len({n for n, _ in names}) != len(names):
+        raise ProjectError(f"{where} names a segment twice")
+    return names
+
+
+def _removed_ids(state: Mapping[str, Any], where: Path) -> set[int]:
+    raw = state.get("removed", [])
+    if not isinstance(raw, list) or len(raw) > MAX_REMOVED_RANGES:
+        raise ProjectError(f"{where}: 'removed' is not a list of a sane length")
+    removed: set[int] = set()
+    for pair in raw:
+        if (
+            not isinstance(pair, list)
+            or len(pair) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
+            or not 0 <= pair[0] < pair[1]
+            or pair[1] - pair[0] > 10_000_000
+        ):
+            raise ProjectError(f"{where}: a removed range is wrong")
+        removed.update(range(pair[0], pair[1]))
+    return removed
+
+
+def _ranges(ids: Iterable[int]) -> list[list[int]]:
+    """Sorted [first, end) ranges covering ``ids``."""
+    ranges: list[list[int]] = []
+    for value in sorted(ids):
+        if ranges and ranges[-1][1] == value:
+            ranges[-1][1] = value + 1
+        else:
+            ranges.append([value, value + 1])
+    return ranges
+
+
+def _read_index(folder: Path, name: str, rows: int, feature_dim: int) -> _Index:
+    path = folder / name
+    shapes = member_shapes(path, MAX_FILE_BYTES)
+    for member, (_, ndim) in SEGMENT_SPEC.items():
+        if member not in shapes or len(shapes[member][0]) != ndim:
+            raise ProjectError(f"{name} is not a kiosk segment (array {member!r})")
+    embeddings = shapes["embeddings"][0]
+    thumbnails = shapes["thumbnails"][0]
+    if embeddings[1:] != (feature_dim,) or shapes["flipped"][0] != embeddings:
+        raise ProjectError(
+            f"{name}: embeddings have {embeddings[1:]} values, this model makes {feature_dim}"
+        )
+    if thumbnails[3:] != (3,) or 0 in thumbnails[1:3] or thumbnails[0] != embeddings[0]:
+        raise ProjectError(f"{name}: thumbnails have shape {thumbnails}, expected (N,h,w,3)")
+    small = read_npz(
+        path,
+        {
+            k: SEGMENT_SPEC[k]
+            for k in ("ids", "class_ids", "has_flipped", "created", "image_offsets")
+        },
+        MAX_FILE_BYTES,
+    )
+    ids = small["ids"].astype(np.int64)
+    n = len(ids)
+    offsets = small["image_offsets"].astype(np.int64)
+    if n != rows or n != embeddings[0]:
+        raise ProjectError(f"{name} holds {n} rows, the journal says {rows}")
+    if any(len(small[k]) != n for k in ("class_ids", "has_flipped", "created")):
+        raise ProjectError(f"{name}: the arrays have different numbers of samples")
+    if offsets.shape != (n + 1,) or (n and offsets[0] != 0) or np.any(np.diff(offsets) < 0):
+        raise ProjectError(f"{name}: image offsets are wrong")
+    if offsets[-1] != shapes["image_data"][0][0]:
+        raise ProjectError(f"{name}: image offsets do not match the image data")
+    if n and (ids.min() < 0 or len(np.unique(ids)) != n):
+        raise ProjectError(f"{name}: sample ids repeat or are negative")
+    if not np.isfinite(small["created"]).all():
+        raise ProjectError(f"{name}: capture times are not numbers")
+    row_bytes = 4 * feature_dim + math.prod(thumbnails[1:])
+    return _Index(
+        name,
+        ids,
+        small["class_ids"].astype(np.int64),
+        small["has_flipped"].astype(bool),
+        small["created"].astype(np.float64),
+        offsets,
+        row_bytes,
+        feature_dim,
+    )
+
+
+def _choose(
+    indexes: Sequence[_Index],
+    classes: list[tuple[int, str]],
+    removed: set[int],
+    limits: Limits | None,
+    hold: bool,
+) -> dict[int, set[int]]:
+    """Mark the rows to load (``_Index.load``); returns {class id: held ids}.
+
+    Within the limits everything live loads. Beyond them the oldest samples of
+    each class load first, and when bytes run short every class loses its
+    newest samples alike. With ``hold`` False a journal beyond the limits is a
+    ProjectError instead.
+    """
+    known = {class_id for class_id, _ in classes}
+    per_class: dict[int, list[tuple[int, int, int]]] = {}  # id, segment, row
+    sizes: dict[int, int] = {}
+    for s, index in enumerate(indexes):
+        live = ~np.isin(index.ids, np.fromiter(removed, np.int64, len(removed)))
+        live &= np.isin(index.class_ids, np.fromiter(known, np.int64, len(known)))
+        image = np.diff(index.image_offsets)
+        for row in np.flatnonzero(live):
+            sample_id = int(index.ids[row])
+            per_class.setdefault(int(index.class_ids[row]), []).append((sample_id, s, int(row)))
+            sizes[sample_id] = (
+                index.row_bytes
+                + int(image[row])
+                + 4 * index.feature_dim * bool(index.has_flipped[row])
+            )
+        index.load = np.zeros(len(index.ids), bool)
+    for rows in per_class.values():
+        rows.sort()
+    cap = math.inf if limits is None else limits.max_samples_per_class
+    budget = math.inf if limits is None else limits.max_bytes
+    # Rank within class: round r loads every class's r-th oldest sample.
+    ranked = sorted(
+        (rank, sample_id, s, row)
+        for rows in per_class.values()
+        for rank, (sample_id, s, row) in enumerate(rows)
+    )
+    held: dict[int, set[int]] = {}
+    used = 0
+    names = dict(classes)
+    for rank, sample_id, s, row in ranked:
+        if rank < cap and used + sizes[sample_id] <= budget:
+            used += sizes[sample_id]
+            indexes[s].load[row] = True
+            continue
+        class_id = int(indexes[s].class_ids[row])
+        if not hold:
+            count = len(per_class[class_id])
+            if count > cap:
+                raise ProjectError(
+                    f"“{names[class_id]}” has {count} samples; this kiosk holds at most "
+                    f"{limits.max_samples_per_class if limits else count} a class "
+                    "(raise max_samples_per_class to open it)"
+                )
+            total = sum(sizes.values())
+            raise ProjectError(
+                f"The samples take {total / 2**20:.0f} MiB; this kiosk holds at most "
+                f"{budget / 2**20:.0f} MiB (raise max_memory_mb to open it)"
+            )
+        held.setdefault(class_id, set()).add(sample_id)
+    return held
+
+
+def _load_rows(folder: Path, index: _Index) -> list[Sample]:
+    """The rows of a segment marked to load, as ``Sample``s (arrays shared by them)."""
+    keep = index.load
+    if not keep.any():
+        return []
+    path = folder / index.name
+
+    total = int(keep.sum())
+
+    def kept(name: str) -> np.ndarray:
+        # Filled chunk by chunk: the loaded rows exist once, never twice.
+        out: np.ndarray | None = None
+        start = filled = 0
+        for chunk in iter_rows(path, name, 256, MAX_FILE_BYTES):
+            if out is None:
+                out = np.empty((total, *chunk.shape[1:]), chunk.dtype)
+            rows = chunk[keep[start : start + len(chunk)]]
+            start += len(chunk)
+            out[filled : filled + len(rows)] = rows
+            filled += len(rows)
+        assert out is not None and filled == total
+        return out
+
+    embeddings, flipped, thumbnails = kept("embeddings"), kept("flipped"), kept("thumbnails")
+    has = index.has_flipped[keep]
+    if not (np.isfinite(embeddings).all() and np.isfinite(flipped[has]).all()):
+        raise ProjectError(f"{index.name}: embeddings contain NaN or infinite values")
+    images = [
+        data.tobytes() if len(data) else None
+        for load, data in zip(
+            keep,
+            iter_byte_rows(path, "image_data", np.diff(index.image_offsets), MAX_FILE_BYTES),
+            strict=True,
+        )
+        if load
+    ]
+    rows = np.flatnonzero(keep)
+    return [
+        frozen_sample(
+            int(index.ids[row]),
+            int(index.class_ids[row]),
+            embeddings[i],
+            thumbnails[i],
+            images[i],
+            float(index.created[row]),
+            flipped[i] if has[i] else None,
+        )
+        for i, row in enumerate(rows)
+    ]
+
+
+def read_journal(
+    folder: str | Path,
+    extractor: Any,
+    *,
+    limits: Limits | None = None,
+    hold_beyond_limits: bool = False,
+    default_settings: TrainingSettings | None = None,
+    any_model: bool = False,
+) -> LoadedJournal:
+    """Read and check a journal folder (an autosave or a project).
+
+    Args:
+        folder: the journal folder.
+        extractor: the model the session runs; a journal made by another is
+            refused unless ``any_model`` (then the samples keep the journal's
+            embeddings: re-embed them, and the head is dropped).
+        limits: the store's limits (None: none).
+        hold_beyond_limits: load what fits and report the rest as held
+            (the autosave), instead of refusing (a project).
+        default_settings: the session's defaults; a journal whose settings were
+            never changed from its own defaults takes these.
+
+    Raises:
+        ProjectError: anything is missing, damaged, inconsistent, made by
+            another model, or beyond the limits (see above). Nothing is built then.
+    """
+    folder = Path(folder)
+    where = folder / STATE
+    state = _read_state(folder)
+    facts = state.get("extractor")
+    if not isinstance(facts, dict) or not isinstance(facts.get("feature_dim"), int):
+        raise ProjectError(f"{where}: the extractor entry is wrong")
+    if not any_model and not same_extractor(facts, extractor):
+        raise ProjectError(
+            f"The samples were made by the model {facts.get('name')!r} "
+            f"(sha256 {str(facts.get('sha256'))[:12]}…); this kiosk uses "
+            f"{extractor.model_path.name!r}: re-embed the stored images to use them"
+        )
+    feature_dim = int(facts["feature_dim"])
+    if not 1 <= feature_dim <= 1 << 16:
+        raise ProjectError(f"{where}: feature size {feature_dim} is not sane")
+    classes = _classes(state, where)
+    segments = _segment_names(state, where)
+    removed = _removed_ids(state, where)
+    indexes = [_read_index(folder, name, rows, feature_dim) for name, rows in segments]
+    seen: set[int] = set()
+    for index in indexes:
+        if seen.intersection(index.ids.tolist()):
+            raise ProjectError(f"{index.name} repeats samples of another segment")
+        seen.update(index.ids.tolist())
+    held_ids = _choose(indexes, classes, removed, limits, hold_beyond_limits)
+    by_class: dict[int, list[Sample]] = {class_id: [] for class_id, _ in classes}
+    for index in indexes:
+        for sample in _load_rows(folder, index):
+            by_class[sample.class_id].append(sample)
+    records = tuple(
+        ClassRecord(class_id, name, tuple(sorted(by_class[class_id], key=lambda s: s.id)))
+        for class_id, name in classes
+    )
+    notes: list[str] = []
+    head, head_entry = None, None
+    entry = state.get("head")
+    if entry is not None and not any_model:
+        try:
+            if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+                raise ProjectError("the head entry is wrong")
+            name = entry["file"]
+            if not _OUR_FILE.match(name) or not name.startswith("head-"):
+                raise ProjectError(f"bad head file name {name!r}")
+            head = read_head(folder / name, entry, feature_dim, MAX_FILE_BYTES)
+            head_entry = dict(entry)
+        except ProjectError as error:
+            notes.append(f"the trained model could not be read ({error}): train again")
+    settings = _settings(state, default_settings, notes)
+    next_ids = state.get("next_ids")
+    if not (
+        isinstance(next_ids, list)
+        and len(next_ids) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in next_ids)
+    ):
+        next_ids = [0, 0]
+    last_sample = max(seen, default=-1)
+    contents = SessionContents(
+        classes=records,
+        head=head,
+        settings=settings,
+        next_ids=(int(next_ids[0]), max(int(next_ids[1]), last_sample + 1)),
+    )
+    names = dict(classes)
+    return LoadedJournal(
+        folder=folder,
+        role=str(state["role"]),
+        extractor=dict(facts),
+        contents=contents,
+        held={names[c]: len(ids) for c, ids in held_ids.items()},
+        notes=tuple(notes),
+        segments={index.name: index.ids for index in indexes},
+        removed=frozenset(removed & seen),
+        held_ids=held_ids,
+        counter=max([_number(n) for n, _ in segments] + [_number((entry or {}).get("file", ""))]),
+        head_entry=head_entry,
+    )
+
+
+def _settings(
+    state: Mapping[str, Any], defaults: TrainingSettings | None, notes: list[str]
+) -> TrainingSettings:
+    """The journal's settings; its unchanged defaults give way to today's defaults."""
+    defaults = defaults or TrainingSettings()
+    stored, stored_defaults = state.get("settings"), state.get("default_settings")
+    if stored is None or stored == stored_defaults:
+        return defaults
+    try:
+        return TrainingSettings.from_json(stored)
+    except ValueError as error:
+        notes.append(f"the training settings could not be read ({error}): defaults are used")
+        return defaults
+
+
+def read_summary(folder: str | Path) -> JournalSummary:
+    """What a journal holds, from its state record only (cheap; ProjectError if unreadable)."""
+    folder = Path(folder)
+    state = _read_state(folder)
+    where = folder / STATE
+    classes = _classes(state, where)
+    segments = _segment_names(state, where)
+    saved_at = state.get("saved_at")
+    return JournalSummary(
+        folder=folder,
+        role=str(state["role"]),
+        saved_at=float(saved_at) if isinstance(saved_at, int | float) else 0.0,
+        class_names=tuple(name for _, name in classes),
+        num_samples=sum(rows for _, rows in segments) - len(_removed_ids(state, where)),
+        has_head=state.get("head") is not None,
+        extractor=dict(state.get("extractor") or {}),
+    )
+
+
+def _number(name: str) -> int:
+    digits = re.findall(r"\d+", name)
+    return int(digits[-1]) if digits else 0
+
+
+# -- writing ---------------------------------------------------------------------
+
+
+class Journal:
+    """Keeps a journal folder in step with a session, change by change.
+
+    ``attach()`` subscribes to the session's events (cheap: handlers only
+    record what changed); ``flush()`` writes it (the ``Autosaver`` calls it
+    from its thread); ``compact()`` may run in another thread meanwhile.
+
+    Args:
+        session: the session to follow.
+        folder: the journal folder (must exist).
+        role: "autosave" or "project".
+        file_mode: permissions of the files written.
+    """
+
+    def __init__(
+        self,
+        session: TeachingSession,
+        folder: Path,
+        role: str = "autosave",
+        file_mode: int | None = PRIVATE_FILE,
+    ) -> None:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}")
+        self.session = session
+        self.folder = Path(folder)
+        self.role = role
+        self.file_mode = file_mode
+        self.dirty = threading.Event()
+        self._lock = threading.Lock()  # the structures below
+        self._write_lock = threading.Lock()  # one state record written at a time
+        self._segments: dict[str, np.ndarray] = {}  # name -> ids, in file order
+        self._on_disk: set[int] = set()
+        self._removed: set[int] = set()
+        self._held: dict[int, set[int]] = {}
+        self._pending: dict[int, Sample] = {}
+        self._in_flight: dict[int, Sample] = {}
+        self._removed_in_flight: set[int] = set()
+        self._rewrite = True  # until ``adopt``: everything in the session is new here
+        self._head: tuple[TrainedHead, dict[str, Any]] | None = None
+        self._counter = 0
+        self._attached = False
+
+    # -- following the session ---------------------------------------------------
+
+    def adopt(self, loaded: LoadedJournal) -> None:
+        """Go on writing the journal ``loaded`` was read from (after the session took it)."""
+        with self._lock:
+            self._segments = dict(loaded.segments)
+            self._on_disk = {int(i) for ids in loaded.segments.values() for i in ids}
+            self._removed = set(loaded.removed)
+            self._held = {c: set(ids) for c, ids in loaded.held_ids.items()}
+            self._pending.clear()
+            self._rewrite = False
+            self._counter = max(self._counter, loaded.counter)
+            head = loaded.contents.head
+            self._head = (head, loaded.head_entry) if head and loaded.head_entry else None
+
+    def attach(self) -> None:
+        """Start following the session's changes."""
+        if self._attached:
+            return
+        events = self.session.store.events
+        events.samplesAdded.connect(self._added)
+        events.samplesRemoved.connect(self._removed_samples)
+        events.classRemoved.connect(self._class_gone)
+        events.classCleared.connect(self._class_gone)
+        events.classAdded.connect(self._changed)
+        events.classRenamed.connect(self._changed)
+        events.replaced.connect(self._replaced)
+        self.session.events.headChanged.connect(self._changed)
+        self.session.events.settingsChanged.connect(self._changed)
+        self._attached = True
+        self.dirty.set()
+
+    def detach(self) -> None:
+        if not self._attached:
+            return
+        events = self.session.store.events
+        for signal, slot in (
+            (events.samplesAdded, self._added),
+            (events.samplesRemoved, self._removed_samples),
+            (events.classRemoved, self._class_gone),
+            (events.classCleared, self._class_gone),
+            (events.classAdded, self._changed),
+            (events.classRenamed, self._changed),
+            (events.replaced, self._replaced),
+            (self.session.events.headChanged, self._changed),
+            (self.session.events.settingsChanged, self._changed),
+        ):
+            signal.disconnect(slot)
+        self._attached = False
+
+    def _added(self, samples: tuple[Sample, ...]) -> None:
+        with self._lock:
+            for sample in samples:
+                if sample.id in self._removed:
+                    self._removed.discard(sample.id)  # put back (undo): it is still on disk
+                elif sample.id in self._removed_in_flight:
+                    self._removed_in_flight.discard(sample.id)
+                elif sample.id not in self._on_disk and sample.id not in self._in_flight:
+                    self._pending[sample.id] = sample
+        self.dirty.set()
+
+    def _removed_samples(self, samples: tuple[Sample, ...]) -> None:
+        with self._lock:
+            for sample in samples:
+                if self._pending.pop(sample.id, None) is not None:
+                    continue
+                if sample.id in self._in_flight:
+                    self._removed_in_flight.add(sample.id)
+                elif sample.id in self._on_disk:
+                    self._removed.add(sample.id)
+        self.dirty.set()
+
+    def _class_gone(self, class_id: int, *_: object) -> None:
+        # Samples held on disk beyond the limits go with their class.
+        with self._lock:
+            self._removed |= self._held.pop(class_id, set())
+        self.dirty.set()
+
+    def _replaced(self) -> None:
+        with self._lock:
+            self._rewrite = True
+        self.dirty.set()
+
+    def _changed(self, *_: object) -> None:
+        self.dirty.set()
+
+    # -- writing -----------------------------------------------------------------
+
+    def _new_name(self, prefix: str) -> str:
+        # Names are never reused within a folder, so an older state record
+        # never points at a file that a later write replaced.
+        with self._lock:
+            while True:
+                self._counter += 1
+                name = f"{prefix}-{self._counter:08d}.npz"
+                if not (self.folder / name).exists():
+                    return name
+
+    def flush(self) -> None:
+        """Write what changed since the last flush (OSError/ProjectError on failure: then
+        nothing of it is recorded, and the next flush tries again)."""
+        with self._write_lock:
+            self.dirty.clear()
+            session = self.session
+            with self._lock:
+                rewrite = self._rewrite
+                if rewrite:
+                    snapshot = session.store.snapshot()
+                    self._in_flight = {s.id: s for c in snapshot.samples for s in c}
+                    self._pending.clear()
+                else:
+                    self._in_flight, self._pending = self._pending, {}
+                self._removed_in_flight = set()
+                batch = sorted(self._in_flight.values(), key=lambda s: s.id)
+            head = session.head
+            try:
+                segment = None
+                if batch:
+                    segment = self._new_name("seg")
+                    write_segment(
+                        self.folder / segment, batch, session.store.feature_dim, self.file_mode
+                    )
+                written_head = self._head
+                if head is not None and (written_head is None or written_head[0] is not head):
+                    name = self._new_name("head")
+                    write_head(self.folder / name, head, self.file_mode)
+                    written_head = (head, {"file": name, **head_facts(head)})
+                elif head is None:
+                    written_head = None
+            except BaseException:
+                self._give_back()
+                raise
+            with self._lock:
+                segments = {} if rewrite else dict(self._segments)
+                removed = set() if rewrite else set(self._removed)
+                if segment is not None:
+                    segments[segment] = np.array([s.id for s in batch], np.int64)
+                removed |= self._removed_in_flight
+                state = self._state(segments, removed, written_head)
+            try:
+                write_json(self.folder / STATE, state, self.file_mode)
+            except BaseException:
+                self._give_back()
+                raise
+            with self._lock:
+                old = set(self._segments)
+                self._segments = segments
+                self._on_disk = {int(i) for ids in segments.values() for i in ids}
+                self._removed = removed
+                if rewrite:
+                    self._held = {}
+                    self._rewrite = False
+                self._in_flight = {}
+                self._removed_in_flight = set()
+                self._head = written_head
+            self._remove_unnamed(old - set(segments))
+
+    def _give_back(self) -> None:
+        with self._lock:
+            for sample_id, sample in self._in_flight.items():
+                if sample_id not in self._removed_in_flight:
+                    self._pending.setdefault(sample_id, sample)
+            self._in_flight = {}
+            self._removed_in_flight = set()
+        self.dirty.set()
+
+    def _state(
+        self,
+        segments: Mapping[str, np.ndarray],
+        removed: set[int],
+        head: tuple[TrainedHead, dict[str, Any]] | None,
+    ) -> dict[str, Any]:
+        session = self.session
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "role": self.role,
+            "saved_at": time.time(),
+            "kiosk_version": __version__,
+            "extractor": extractor_facts(session.extractor),
+            "classes": [{"id": i, "name": name} for i, name in session.store.classes()],
+            "next_ids": list(session.store.next_ids),
+            "segments": [{"file": n, "rows": len(ids)} for n, ids in segments.items()],
+            "removed": _ranges(removed),
+            "head": None if head is None else head[1],
+            "settings": session.settings.to_json(),
+            "default_settings": session.default_settings.to_json(),
+        }
+
+    # -- compaction --------------------------------------------------------------
+
+    def needs_compaction(self) -> bool:
+        """Segments pile up, or most rows on disk are dead."""
+        with self._lock:
+            dead = len(self._removed)
+            live = len(self._on_disk) - dead
+            return len(self._segments) > MAX_SEGMENTS or (
+                dead >= MIN_DEAD_TO_COMPACT and dead > live
+            )
+
+    def compact(self) -> bool:
+        """Rewrite the live rows of every segment into one, streaming; returns whether it did.
+
+        Flushes may run meanwhile: samples they add stay in their own segments,
+        and samples removed meanwhile stay marked removed.
+        """
+        with self._lock:
+            if self._rewrite or (len(self._segments) < 2 and not self._removed):
+                return False
+            sources = dict(self._segments)
+            gone = set(self._removed)
+        name = self._new_name("seg")
+        rows = []
+        kept_ids = []
+        for segment, ids in sources.items():
+            path = self.folder / segment
+            keep = ~np.isin(ids, np.fromiter(gone, np.int64, len(gone)))
+            offsets = read_npz(path, {"image_offsets": ("iu", 1)}, MAX_FILE_BYTES)["image_offsets"]
+            rows.append(SegmentRows(path, keep, offsets.astype(np.int64)))
+            kept_ids.append(ids[keep])
+        write_segment_from_files(
+            self.folder / name,
+            rows,
+            self.session.store.feature_dim,
+            MAX_FILE_BYTES,
+            self.file_mode,
+        )
+        kept = np.concatenate(kept_ids) if kept_ids else np.zeros(0, np.int64)
+        with self._write_lock:
+            with self._lock:
+                if self._rewrite:  # a load replaced everything meanwhile
+                    remove_quietly(self.folder / name)
+                    return False
+                segments = {name: kept}
+                segments.update((n, ids) for n, ids in self._segments.items() if n not in sources)
+                removed = self._removed - gone
+                state = self._state(segments, removed, self._head)
+            write_json(self.folder / STATE, state, self.file_mode)
+            with self._lock:
+                self._segments = segments
+                self._on_disk = {int(i) for ids in segments.values() for i in ids}
+                self._removed = removed
+        self._remove_unnamed(set(sources))
+        return True
+
+    # -- housekeeping ------------------------------------------------------------
+
+    def _remove_unnamed(self, names: Iterable[str] = ()) -> None:
+        """Remove the given files and heads the state no longer names."""
+        for name in names:
+            remove_quietly(self.folder / name)
+        keep = {self._head[1]["file"]} if self._head else set()
+        try:
+            entries = [e.name for e in self.folder.iterdir()]
+        except OSError:
+            return
+        for entry in entries:
+            if entry.startswith("head-") and _OUR_FILE.match(entry) and entry not in keep:
+                remove_quietly(self.folder / entry)
+
+    def sweep(self) -> None:
+        """Remove our files the state record does not name and temporaries left by a kill
+        (call before writing, in a folder this journal owns)."""
+        with self._lock:
+            named = set(self._segments) | ({self._head[1]["file"]} if self._head else set())
+        try:
+            entries = [e.name for e in self.folder.iterdir()]
+        except OSError:
+            return
+        for entry in entries:
+            if (_OUR_FILE.match(entry) and entry not in named) or _OUR_TEMP.match(entry):
+                remove_quietly(self.folder / entry)
