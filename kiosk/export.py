@@ -261,7 +261,7 @@ def stage_model(
         model_bytes = head.model.serialize_model(
             extractor.model_path, metadata=model_metadata(head, names, extractor, tool)
         )
-    except (OSError, ValueError) as error:
+    except Exception as error:  # a bug or a bad extractor: a message, never a crash
         raise SaveError(f"The model could not be built: {error}") from error
     labels = format_labels(names).encode("utf-8")
     try:
@@ -292,13 +292,19 @@ def _check(
 ) -> SaveReport:
     """Load the staged model, read its labels back, and compare it with the float head."""
     empty = SaveReport(staged, staged, None, 0, 0.0)
-    stored = (read_metadata(staged) or {}).get("class_names")
+    compiled = runtime.is_edgetpu_model(model_bytes) and not extractor.on_edgetpu
+    # A model that cannot run must never replace a working one (an Edge TPU model
+    # cannot even be loaded without an Edge TPU: then only its labels are read).
+    saved = None if compiled else SavedModel(staged, edgetpu=extractor.on_edgetpu)
+    try:
+        stored = (read_metadata(staged) or {}).get("class_names")
+    except ValueError as error:
+        raise SaveError(f"The saved model does not load: {error}") from error
     if stored != names:
         raise SaveError("The saved model's stored labels do not read back as written")
-    if runtime.is_edgetpu_model(model_bytes) and not extractor.on_edgetpu:
+    if saved is None:
         note = "Not checked: the model is compiled for the Edge TPU and none is in use"
         return replace(empty, note=note)
-    saved = SavedModel(staged, edgetpu=extractor.on_edgetpu)
     if not saved.takes_uint8:
         return replace(empty, note="Not checked: the model input is not uint8")
     usable = [c for c in checks if c.model_input.shape == saved.input_shape]

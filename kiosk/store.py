@@ -28,6 +28,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from psygnal import Signal, SignalGroup
@@ -45,6 +46,7 @@ __all__ = [
     "StoreSnapshot",
     "class_name_key",
     "frozen_sample",
+    "listen",
     "normalize_class_name",
 ]
 
@@ -373,7 +375,7 @@ class EmbeddingStore:
             self._insert_class(added, len(self._classes))
             index = len(self._classes) - 1
             self._version += 1
-        self.events.classAdded.emit(added.id)
+        _emit(self.events.classAdded, added.id)
         return index
 
     def rename_class(self, class_index: int, name: str) -> str:
@@ -391,7 +393,7 @@ class EmbeddingStore:
             self._keys[class_name_key(text)] = target.id
             target.name = text
             self._version += 1
-        self.events.classRenamed.emit(target.id, text)
+        _emit(self.events.classRenamed, target.id, text)
         return old
 
     def remove_class(self, class_index: int) -> ClassRecord:
@@ -409,8 +411,8 @@ class EmbeddingStore:
             self._version += 1
         record = ClassRecord(removed.id, removed.name, tuple(removed.samples))
         if record.samples:
-            self.events.samplesRemoved.emit(record.samples)
-        self.events.classRemoved.emit(record.id, record.samples)
+            _emit(self.events.samplesRemoved, record.samples)
+        _emit(self.events.classRemoved, record.id, record.samples)
         return record
 
     def restore_class(self, record: ClassRecord, class_index: int) -> int:
@@ -437,9 +439,9 @@ class EmbeddingStore:
                 self._where[sample.id] = restored
                 self._bytes += sample.nbytes
             self._version += 1
-        self.events.classAdded.emit(record.id)
+        _emit(self.events.classAdded, record.id)
         if samples:
-            self.events.samplesAdded.emit(tuple(samples))
+            _emit(self.events.samplesAdded, tuple(samples))
         return index
 
     def clear_class(self, class_index: int) -> tuple[Sample, ...]:
@@ -454,8 +456,8 @@ class EmbeddingStore:
                 self._bytes -= sample.nbytes
             target.samples, target.ids = [], []
             self._version += 1
-        self.events.samplesRemoved.emit(removed)
-        self.events.classCleared.emit(target.id)
+        _emit(self.events.samplesRemoved, removed)
+        _emit(self.events.classCleared, target.id)
         return removed
 
     # -- changing samples -------------------------------------------------------
@@ -507,7 +509,7 @@ class EmbeddingStore:
             self._where[sample.id] = target
             self._bytes += sample.nbytes
             self._version += 1
-        self.events.samplesAdded.emit((sample,))
+        _emit(self.events.samplesAdded, (sample,))
         return sample.id
 
     def insert_samples(self, samples: Sequence[Sample]) -> None:
@@ -541,7 +543,7 @@ class EmbeddingStore:
                     self._where[sample.id] = target
                     self._bytes += sample.nbytes
             self._version += 1
-        self.events.samplesAdded.emit(samples)
+        _emit(self.events.samplesAdded, samples)
 
     def remove_samples(self, sample_ids: Iterable[int]) -> tuple[Sample, ...]:
         """Remove the samples with these ids that are present; returns them."""
@@ -559,7 +561,7 @@ class EmbeddingStore:
             if removed:
                 self._version += 1
         if removed:
-            self.events.samplesRemoved.emit(tuple(removed))
+            _emit(self.events.samplesRemoved, tuple(removed))
         return tuple(removed)
 
     def remove_sample(self, sample_id: int) -> int:
@@ -641,7 +643,7 @@ class EmbeddingStore:
                     added.append(stored)
             self._version += 1
         new_ids = tuple(c.id for c in created)
-        self.events.extended.emit(new_ids, tuple(added))
+        _emit(self.events.extended, new_ids, tuple(added))
         return new_ids, tuple(added)
 
     # -- loading ----------------------------------------------------------------
@@ -673,7 +675,9 @@ class EmbeddingStore:
         """
         prepared = self._prepare(classes, next_ids)
         self._install(prepared, on_swap)
-        self.events.replaced.emit()
+        _emit(
+            self.events.replaced,
+        )
 
     def _prepare(
         self, classes: Sequence[ClassRecord], next_ids: tuple[int, int] | None
@@ -793,6 +797,32 @@ class EmbeddingStore:
             f"The store is full ({self._bytes / 2**20:.0f} MiB of "
             f"{self.max_bytes / 2**20:.0f} MiB): remove samples or classes to capture more"
         )
+
+
+def listen(signal: Any, callback: Callable[..., object]) -> Callable[..., None]:
+    """Connect ``callback`` to a psygnal ``signal`` so that its exceptions are logged.
+
+    psygnal ends an emit at the first callback that raises, so one broken
+    listener would silence the others (the autosave, the window). Returns the
+    connected wrapper, to pass to ``signal.disconnect``.
+    """
+
+    def guarded(*args: object) -> None:
+        try:
+            callback(*args)
+        except Exception:
+            log.exception("a listener of %s failed", getattr(signal, "name", signal))
+
+    signal.connect(guarded)
+    return guarded
+
+
+def _emit(signal: Any, *args: object) -> None:
+    """Emit, so that a broken listener is logged and never undoes or blocks the change."""
+    try:
+        signal.emit(*args)
+    except Exception:
+        log.exception("a listener of %s failed", getattr(signal, "name", signal))
 
 
 def frozen_sample(

@@ -9,8 +9,8 @@ folders), ``reembed`` (another model's embeddings), ``legacy`` (kiosk 0.1 files)
 
 from __future__ import annotations
 
-from kiosk.persist.autosave import Autosaver, OtherModelError, RestoreReport
-from kiosk.persist.files import ProjectError
+from kiosk.persist.autosave import Autosaver, RestoreReport
+from kiosk.persist.files import OtherModelError, ProjectError
 from kiosk.persist.images import ImportReport, export_samples, import_image_folder
 from kiosk.persist.journal import Limits, read_journal, read_summary
 from kiosk.persist.project import (

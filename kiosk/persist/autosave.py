@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kiosk.persist.files import ProjectError, make_private_folder
+from kiosk.persist.files import OtherModelError, ProjectError, make_private_folder, read_json
 from kiosk.persist.journal import (
     STATE,
     Journal,
@@ -59,10 +59,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DATA_DIR_ENV = "KIOSK_DATA_DIR"
-
-
-class OtherModelError(ProjectError):
-    """The autosave was made by another model; it is kept, never written over."""
 
 
 def default_data_dir(environ: dict[str, str] | None = None) -> Path:
@@ -122,6 +118,14 @@ class RestoreReport:
 
 def autosave_summary(folder: str | Path) -> tuple[int, dict[str, Any]]:
     """(samples held, extractor facts) of the autosave in ``folder``; ProjectError if none."""
+    folder = Path(folder)
+    if not (folder / STATE).exists() and (folder / LEGACY_AUTOSAVE_STATE).exists():
+        state = read_json(folder / LEGACY_AUTOSAVE_STATE)
+        try:
+            count = sum(len(c["samples"]) for c in state["classes"])
+        except (KeyError, TypeError) as error:
+            raise ProjectError(f"{folder} holds a damaged autosave: {error}") from None
+        return count, dict(state.get("extractor") or {})
     summary = read_summary(folder)
     return summary.num_samples, summary.extractor
 
@@ -194,7 +198,9 @@ class Autosaver:
             raise OtherModelError(
                 "The autosaved samples were made by a different model "
                 f"({summary.extractor.get('name')!r}); they are kept: the first new "
-                f"autosave moves them to {self.folder.name}-kept-<time>"
+                f"autosave moves them to {self.folder.name}-kept-<time>",
+                str(summary.extractor.get("name") or ""),
+                summary.num_samples,
             )
         loaded = read_journal(
             self.folder,

@@ -20,6 +20,7 @@ from kiosk.atomic import atomic_write
 __all__ = [
     "PRIVATE_FILE",
     "PRIVATE_FOLDER",
+    "OtherModelError",
     "ProjectError",
     "check_regular_file",
     "fsync_folder",
@@ -38,6 +39,20 @@ MAX_JSON_BYTES = 32 * 2**20
 
 class ProjectError(ValueError):
     """A project or autosave folder cannot be read or written; ``str(error)`` says why."""
+
+
+class OtherModelError(ProjectError):
+    """The samples were made by another model: re-embed them to use them.
+
+    Attributes:
+        model_name: the file name of the model that made them.
+        num_samples: how many samples there are (an upper bound).
+    """
+
+    def __init__(self, message: str, model_name: str = "", num_samples: int = 0) -> None:
+        super().__init__(message)
+        self.model_name = model_name
+        self.num_samples = num_samples
 
 
 def check_regular_file(path: Path, max_bytes: int, label: str | None = None) -> int:

@@ -55,6 +55,7 @@ from kiosk.heads import TrainedHead
 from kiosk.learn.recipe import TrainingSettings
 from kiosk.persist.files import (
     PRIVATE_FILE,
+    OtherModelError,
     ProjectError,
     read_json,
     remove_quietly,
@@ -78,6 +79,7 @@ from kiosk.store import (
     Sample,
     class_name_key,
     frozen_sample,
+    listen,
     normalize_class_name,
 )
 
@@ -507,10 +509,11 @@ def read_journal(
     if not isinstance(facts, dict) or not isinstance(facts.get("feature_dim"), int):
         raise ProjectError(f"{where}: the extractor entry is wrong")
     if not any_model and not same_extractor(facts, extractor):
-        raise ProjectError(
+        raise OtherModelError(
             f"The samples were made by the model {facts.get('name')!r} "
             f"(sha256 {str(facts.get('sha256'))[:12]}…); this kiosk uses "
-            f"{extractor.model_path.name!r}: re-embed the stored images to use them"
+            f"{extractor.model_path.name!r}: re-embed the stored images to use them",
+            str(facts.get("name") or ""),
         )
     feature_dim = int(facts["feature_dim"])
     if not 1 <= feature_dim <= 1 << 16:
@@ -660,7 +663,7 @@ class Journal:
         self._rewrite = True  # until ``adopt``: everything in the session is new here
         self._head: tuple[TrainedHead, dict[str, Any]] | None = None
         self._counter = 0
-        self._attached = False
+        self._connections: list[tuple[Any, Any]] = []
 
     # -- following the session ---------------------------------------------------
 
@@ -677,30 +680,12 @@ class Journal:
             head = loaded.contents.head
             self._head = (head, loaded.head_entry) if head and loaded.head_entry else None
 
-    def attach(self) -> None:
-        """Start following the session's changes."""
-        if self._attached:
-            return
+    def _signals(self) -> list[tuple[Any, Any]]:
         events = self.session.store.events
-        events.samplesAdded.connect(self._added)
-        events.samplesRemoved.connect(self._removed_samples)
-        events.classRemoved.connect(self._class_gone)
-        events.classCleared.connect(self._class_gone)
-        events.classAdded.connect(self._changed)
-        events.classRenamed.connect(self._changed)
-        events.replaced.connect(self._replaced)
-        self.session.events.headChanged.connect(self._changed)
-        self.session.events.settingsChanged.connect(self._changed)
-        self._attached = True
-        self.dirty.set()
-
-    def detach(self) -> None:
-        if not self._attached:
-            return
-        events = self.session.store.events
-        for signal, slot in (
+        return [
             (events.samplesAdded, self._added),
             (events.samplesRemoved, self._removed_samples),
+            (events.extended, self._extended),
             (events.classRemoved, self._class_gone),
             (events.classCleared, self._class_gone),
             (events.classAdded, self._changed),
@@ -708,9 +693,19 @@ class Journal:
             (events.replaced, self._replaced),
             (self.session.events.headChanged, self._changed),
             (self.session.events.settingsChanged, self._changed),
-        ):
+        ]
+
+    def attach(self) -> None:
+        """Start following the session's changes."""
+        if self._connections:
+            return
+        self._connections = [(signal, listen(signal, slot)) for signal, slot in self._signals()]
+        self.dirty.set()
+
+    def detach(self) -> None:
+        for signal, slot in self._connections:
             signal.disconnect(slot)
-        self._attached = False
+        self._connections = []
 
     def _added(self, samples: tuple[Sample, ...]) -> None:
         with self._lock:
@@ -722,6 +717,9 @@ class Journal:
                 elif sample.id not in self._on_disk and sample.id not in self._in_flight:
                     self._pending[sample.id] = sample
         self.dirty.set()
+
+    def _extended(self, class_ids: tuple[int, ...], samples: tuple[Sample, ...]) -> None:
+        self._added(samples)
 
     def _removed_samples(self, samples: tuple[Sample, ...]) -> None:
         with self._lock:

@@ -21,7 +21,7 @@ from kiosk.capture import reembed_image
 from kiosk.heads import TrainedHead
 from kiosk.learn import SoftmaxRegression, TrainingConfig, TrainingResult
 from kiosk.learn.recipe import TrainingSettings
-from kiosk.persist.files import ProjectError, read_json
+from kiosk.persist.files import OtherModelError, ProjectError, read_json
 from kiosk.persist.journal import MAX_FILE_BYTES, same_extractor
 from kiosk.persist.npz import read_npz
 from kiosk.session import SessionContents
@@ -178,26 +178,31 @@ def _names(raw: Any, where: Path) -> list[str]:
     return names
 
 
-def _check_model(facts: Any, extractor: Any, where: Path) -> int:
+def _check_model(facts: Any, extractor: Any, where: Path, any_model: bool) -> int:
     if not isinstance(facts, dict) or not isinstance(facts.get("feature_dim"), int):
         raise ProjectError(f"{where}: the extractor entry is wrong")
-    if not same_extractor(facts, extractor):
-        raise ProjectError(
+    if not any_model and not same_extractor(facts, extractor):
+        raise OtherModelError(
             f"The samples were made by the model {facts.get('name')!r}; this kiosk uses "
-            f"{extractor.model_path.name!r}: re-embed the stored images to use them"
+            f"{extractor.model_path.name!r}: re-embed the stored images to use them",
+            str(facts.get("name") or ""),
         )
     return int(facts["feature_dim"])
 
 
 def read_legacy_project(
-    folder: Path, extractor: Any, defaults: TrainingSettings
+    folder: Path, extractor: Any, defaults: TrainingSettings, any_model: bool = False
 ) -> SessionContents:
-    """A version-1 project folder as contents for ``TeachingSession.replace``."""
+    """A version-1 project folder as contents for ``TeachingSession.replace``.
+
+    ``any_model``: read another model's embeddings as they are (to re-embed them).
+    """
     where = folder / LEGACY_PROJECT_MANIFEST
     manifest = read_json(where)
     if manifest.get("format") != "kiosk-project" or manifest.get("version") != 1:
         raise ProjectError(f"{folder} is not a kiosk project this version can read")
-    feature_dim = _check_model(manifest.get("extractor"), extractor, where)
+    feature_dim = _check_model(manifest.get("extractor"), extractor, where, any_model)
+    mirror_with = None if any_model else extractor
     names = _names(manifest.get("classes"), where)
     try:
         samples_file = _data_file(folder, manifest["samples"]["file"], "samples")
@@ -211,7 +216,7 @@ def read_legacy_project(
         raise ProjectError(f"{samples_file.name}: a sample names a class that does not exist")
     by_class: list[list[Sample]] = [[] for _ in names]
     for row, key in enumerate(keys):
-        by_class[int(key)].append(_sample(a, row, row, int(key), extractor))
+        by_class[int(key)].append(_sample(a, row, row, int(key), mirror_with))
     settings = _settings(manifest.get("training"), defaults)
     head = None
     entry = manifest.get("head")
@@ -248,14 +253,15 @@ def read_legacy_project(
 
 
 def read_legacy_autosave(
-    folder: Path, extractor: Any, defaults: TrainingSettings
+    folder: Path, extractor: Any, defaults: TrainingSettings, any_model: bool = False
 ) -> tuple[SessionContents, list[str]]:
-    """A version-1 autosave folder as (contents, notes)."""
+    """A version-1 autosave folder as (contents, notes); ``any_model`` as for projects."""
     where = folder / LEGACY_AUTOSAVE_STATE
     state = read_json(where)
     if state.get("format") != "kiosk-autosave" or state.get("version") != 1:
         raise ProjectError(f"{where} is not a kiosk autosave this version can read")
-    feature_dim = _check_model(state.get("extractor"), extractor, where)
+    feature_dim = _check_model(state.get("extractor"), extractor, where, any_model)
+    mirror_with = None if any_model else extractor
     try:
         segments = [str(s) for s in state["segments"]]
         classes = [(str(c["name"]), list(c["samples"])) for c in state["classes"]]
@@ -281,7 +287,7 @@ def read_legacy_autosave(
             except (TypeError, ValueError, IndexError, KeyError):
                 notes.append("some samples could not be read")
                 continue
-            samples.append(_sample(a, row, next_id, class_id, extractor))
+            samples.append(_sample(a, row, next_id, class_id, mirror_with))
             where_is[(segment, row)] = next_id
             next_id += 1
         records.append(ClassRecord(class_id, name, tuple(samples)))

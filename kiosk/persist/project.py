@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.learn.recipe import TrainingSettings
-from kiosk.persist.files import PRIVATE_FILE, ProjectError, read_json, remove_quietly, write_json
+from kiosk.persist.files import (
+    PRIVATE_FILE,
+    OtherModelError,
+    ProjectError,
+    read_json,
+    remove_quietly,
+    write_json,
+)
 from kiosk.persist.journal import (
     FORMAT,
     STATE,
@@ -113,8 +120,9 @@ def _describe_legacy(folder: Path) -> ProjectSummary | None:
         return None
 
 
-def _named_files(folder: Path) -> set[str]:
-    """The files the project record in ``folder`` names (its own cleanup list)."""
+def _named_files(folder: Path, legacy: bool = True) -> set[str]:
+    """The files the project record in ``folder`` names (its own cleanup list); with
+    ``legacy``, also an older kiosk's record and the files it names."""
     names: set[str] = set()
     try:
         state = read_json(folder / STATE)
@@ -125,6 +133,8 @@ def _named_files(folder: Path) -> set[str]:
     except (ProjectError, KeyError, TypeError):
         pass
     try:
+        if not legacy:
+            raise ProjectError("not asked for")
         manifest = read_json(folder / LEGACY_PROJECT_MANIFEST)
         names.add(LEGACY_PROJECT_MANIFEST)
         for key in ("samples", "head"):
@@ -193,7 +203,7 @@ def save_project(session: TeachingSession, folder: str | os.PathLike[str]) -> Pa
         for entry in _unnamed_ours(folder, _named_files(folder)):
             remove_quietly(folder / entry)
         raise ProjectError(_describe_os_error(error, folder)) from error
-    new = _named_files(folder)
+    new = _named_files(folder, legacy=False)
     for name in old - new:
         remove_quietly(folder / name)
     return folder / STATE
@@ -267,10 +277,12 @@ def open_project(
             raise ProjectError(f"{folder} is an autosave, not a project")
         other = not same_extractor(summary.extractor, extractor)
         if other and not reembed:
-            raise ProjectError(
+            raise OtherModelError(
                 f"The project's samples were made by the model "
                 f"{summary.extractor.get('name')!r}; this kiosk uses "
-                f"{extractor.model_path.name!r}: re-embed the stored images to use them"
+                f"{extractor.model_path.name!r}: re-embed the stored images to use them",
+                str(summary.extractor.get("name") or ""),
+                summary.num_samples,
             )
         loaded = read_journal(
             folder, extractor, limits=limits, default_settings=defaults, any_model=other
@@ -278,7 +290,14 @@ def open_project(
         contents = loaded.contents
         return reembed_contents(contents, extractor) if other else contents
     if (folder / LEGACY_PROJECT_MANIFEST).exists():
-        return read_legacy_project(folder, extractor, defaults)
+        try:
+            return read_legacy_project(folder, extractor, defaults)
+        except OtherModelError:
+            if not reembed:
+                raise
+        return reembed_contents(
+            read_legacy_project(folder, extractor, defaults, any_model=True), extractor
+        )
     raise ProjectError(f"{folder} is not a kiosk project (no {STATE})")
 
 

@@ -119,7 +119,7 @@ class ProjectActions:
     # ---------------------------------------------------------------- actions
     def save_project(self, folder: Path | None = None) -> bool:
         """Save classes, samples, head and settings to a folder (off the GUI thread)."""
-        from kiosk.project import save_project
+        from kiosk.persist import save_project
 
         if not self._ready():
             return False
@@ -142,67 +142,65 @@ class ProjectActions:
 
     def open_project(self, folder: Path | None = None) -> bool:
         """Replace the classes and samples with a saved project's (operator only)."""
-        from kiosk.project import read_project, same_extractor
-
         if not self._ready() or not self._guard("open a project"):
             return False
         folder = folder or self._folder("Open a project folder", existing=True)
         if folder is None:
             return False
+        return self._open(Path(folder), reembed=False)
 
-        def read_done(data: Any) -> None:
-            if same_extractor(data.extractor, self.session.extractor):
-                self._apply(data, reembed=False)
-                return
-            made_by = data.extractor.get("name") or "another model"
-            here = self.session.extractor.model_path.name
-            count = len(data.samples)
-            if not all(record.image for record in data.samples):
-                self._say(
-                    f"Not opened: the project was made with {made_by}, this kiosk uses {here}, "
-                    "and it has no stored images to re-embed",
-                    "error",
-                )
-                return
-            if dialogs.ask_confirm(
-                self.window,
-                f"Re-embed {count} samples with this model?",
-                f"The project was made with {made_by}; this kiosk uses {here}. Its stored "
-                "images can be embedded again with this model (train again afterwards).",
-                ok_text="Re-embed",
-            ):
-                self._apply(data, reembed=True)
-            else:
-                self._say(f"Not opened: the project was made with {made_by}", "info")
-
-        return self.controller.run_task(
-            f"Reading the project in {folder}…", lambda: read_project(folder), read_done
-        )
-
-    def _apply(self, data: Any, *, reembed: bool) -> None:
-        from kiosk.project import apply_project
+    def _open(self, folder: Path, *, reembed: bool) -> bool:
+        from kiosk.persist import Limits, OtherModelError, open_project
 
         session = self.session
 
-        def done(_: Any) -> None:
+        def read() -> Any:
+            return open_project(
+                folder,
+                session.extractor,
+                limits=Limits.of(session.store),
+                default_settings=session.default_settings,
+                reembed=reembed,
+            )
+
+        def done(contents: Any) -> None:
+            try:
+                session.replace(contents)
+            except (ValueError, RuntimeError) as error:
+                self._say(f"Not opened: {error}", "error")
+                return
             counts = session.store.counts()
-            text = f"Opened {data.folder.name}: {sum(counts)} samples in {len(counts)} classes"
+            text = f"Opened {folder.name}: {sum(counts)} samples in {len(counts)} classes"
             if reembed:
                 text += ", re-embedded: train again to see predictions"
             elif session.head_is_usable:
                 text += ", live predictions are on"
             self._say(text, "ok")
 
-        def apply() -> None:
-            apply_project(data, session, reembed=reembed)
+        def failed(error: Exception) -> None:
+            if not isinstance(error, OtherModelError):
+                self._say(f"Not opened: {error}", "error")
+                return
+            made_by = error.model_name or "another model"
+            here = session.extractor.model_path.name
+            if dialogs.ask_confirm(
+                self.window,
+                f"Re-embed {error.num_samples or 'its'} samples with this model?",
+                f"The project was made with {made_by}; this kiosk uses {here}. Its stored "
+                "images can be embedded again with this model (train again afterwards).",
+                ok_text="Re-embed",
+            ):
+                # Runs right after the read task's callback: its thread is done by then.
+                self._open(folder, reembed=True)
+            else:
+                self._say(f"Not opened: the project was made with {made_by}", "info")
 
-        verb = f"Re-embedding {len(data.samples)} samples…" if reembed else "Opening the project…"
-        # Runs right after the read task's callback: its thread is done by then.
-        self.controller.run_task(verb, apply, done)
+        verb = "Re-embedding the project's samples…" if reembed else "Reading the project…"
+        return self.controller.run_task(f"{verb} ({folder})", read, done, failed)
 
     def import_images(self, folder: Path | None = None) -> bool:
         """Add a class-per-sub-folder image folder to the classes (operator only)."""
-        from kiosk.project import import_image_folder
+        from kiosk.persist import import_image_folder
 
         if not self._ready() or not self._guard("import images"):
             return False
@@ -214,13 +212,9 @@ class ProjectActions:
         session = self.session
 
         def done(report: Any) -> None:
-            text = (
-                f"Imported {report.total} images into {len(report.added)} classes, "
-                f"skipped {len(report.skipped)}"
+            self._say(
+                report.message() + " (Undo takes it back)", "error" if report.stopped else "ok"
             )
-            if report.stopped:
-                text += f". Stopped early: {report.stopped}"
-            self._say(text, "error" if report.stopped else "ok")
 
         return self.controller.run_task(
             f"Importing images from {folder}…", lambda: import_image_folder(session, folder), done
@@ -228,7 +222,7 @@ class ProjectActions:
 
     def export_samples(self, folder: Path | None = None) -> bool:
         """Write every stored sample image as ``folder/<class>/<n>.jpg``."""
-        from kiosk.project import export_samples
+        from kiosk.persist import export_samples
 
         if not self._ready():
             return False
