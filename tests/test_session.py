@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kiosk.embedding import EmbeddingExtractor
 from kiosk.capture import decode_model_input
+from kiosk.embedding import EmbeddingExtractor
 from kiosk.labels import format_labels
 from kiosk.session import SaveError, TeachingSession
 from kiosk.store import EmbeddingStore
