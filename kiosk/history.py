@@ -70,7 +70,7 @@ class Captured:
     class_id: int
     class_name: str
     group: object
-    samples: list[Sample] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list, repr=False)
     generation: int = 0
     kind: str = "capture"
 
@@ -134,7 +134,7 @@ class ClassCleared:
 
     class_id: int
     class_name: str
-    samples: tuple[Sample, ...]
+    samples: tuple[Sample, ...] = field(repr=False)
     generation: int = 0
     kind: str = "clear class"
 
@@ -174,7 +174,7 @@ class Imported:
     """Samples added at once (an image import), and the classes made for them."""
 
     created: tuple[ClassRecord, ...]
-    samples: tuple[Sample, ...]
+    samples: tuple[Sample, ...] = field(repr=False)
     generation: int = 0
     kind: str = "import"
 

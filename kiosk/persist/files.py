@@ -47,12 +47,20 @@ class OtherModelError(ProjectError):
     Attributes:
         model_name: the file name of the model that made them.
         num_samples: how many samples there are (an upper bound).
+        reembeddable: every sample has its stored image (so re-embedding can work).
     """
 
-    def __init__(self, message: str, model_name: str = "", num_samples: int = 0) -> None:
+    def __init__(
+        self,
+        message: str,
+        model_name: str = "",
+        num_samples: int = 0,
+        reembeddable: bool = True,
+    ) -> None:
         super().__init__(message)
         self.model_name = model_name
         self.num_samples = num_samples
+        self.reembeddable = reembeddable
 
 
 def check_regular_file(path: Path, max_bytes: int, label: str | None = None) -> int:

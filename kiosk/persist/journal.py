@@ -596,6 +596,23 @@ def _settings(
         return defaults
 
 
+def has_all_images(folder: str | Path) -> bool:
+    """Whether every sample in a journal keeps its JPEG model input (re-embedding needs it)."""
+    folder = Path(folder)
+    state = _read_state(folder)
+    where = folder / STATE
+    feature_dim = state.get("extractor", {}).get("feature_dim")
+    if not isinstance(feature_dim, int):
+        raise ProjectError(f"{where}: the extractor entry is wrong")
+    removed = _removed_ids(state, where)
+    for name, rows in _segment_names(state, where):
+        index = _read_index(folder, name, rows, feature_dim)
+        live = ~np.isin(index.ids, np.fromiter(removed, np.int64, len(removed)))
+        if (np.diff(index.image_offsets)[live] == 0).any():
+            return False
+    return True
+
+
 def read_summary(folder: str | Path) -> JournalSummary:
     """What a journal holds, from its state record only (cheap; ProjectError if unreadable)."""
     folder = Path(folder)

@@ -39,6 +39,7 @@ from kiosk.persist.journal import (
     VERSION,
     Limits,
     extractor_facts,
+    has_all_images,
     is_our_file,
     read_journal,
     read_summary,
@@ -283,6 +284,7 @@ def open_project(
                 f"{extractor.model_path.name!r}: re-embed the stored images to use them",
                 str(summary.extractor.get("name") or ""),
                 summary.num_samples,
+                has_all_images(folder),
             )
         loaded = read_journal(
             folder, extractor, limits=limits, default_settings=defaults, any_model=other

@@ -183,6 +183,13 @@ class ProjectActions:
                 return
             made_by = error.model_name or "another model"
             here = session.extractor.model_path.name
+            if not error.reembeddable:
+                self._say(
+                    f"Not opened: the project was made with {made_by}, this kiosk uses {here}, "
+                    "and it has no stored images to re-embed",
+                    "error",
+                )
+                return
             if dialogs.ask_confirm(
                 self.window,
                 f"Re-embed {error.num_samples or 'its'} samples with this model?",
