@@ -457,3 +457,20 @@ def test_training_in_a_child_process_gives_the_same_head(extractor, scene):
     np.testing.assert_allclose(there.model.biases, here.model.biases, atol=1e-6)
     assert here.evaluation is not None
     assert there.evaluation.accuracy == pytest.approx(here.evaluation.accuracy)
+
+
+def test_a_class_named_like_the_edgetpu_op_keeps_its_cpu_model_checked(
+    trained: TeachingSession, tmp_path: Path
+) -> None:
+    from kiosk.vision.runtime import is_edgetpu_model
+
+    old = trained.store.class_names[0]
+    trained.store.rename_class(0, "edgetpu-custom-op")
+    try:
+        report = trained.save(tmp_path / "model.tflite")
+    finally:
+        trained.store.rename_class(0, old)
+    # The Edge TPU test reads the model's operator codes, never its labels.
+    assert not is_edgetpu_model((tmp_path / "model.tflite").read_bytes())
+    assert report.agreement is not None and report.note is None
+    assert EmbeddingExtractor(trained.extractor.model_path).on_edgetpu is False
