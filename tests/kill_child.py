@@ -24,7 +24,7 @@ import sys
 import time
 from typing import Any
 
-import kiosk.persist.journal as journal
+import kiosk.persist.writer as writer
 from kiosk.embedding import EmbeddingExtractor
 from kiosk.persist import Autosaver
 from kiosk.session import TeachingSession
@@ -41,8 +41,8 @@ def main() -> None:
     model, folder, output, log_path = sys.argv[1:5]
     rng = random.Random(int(sys.argv[5]) if len(sys.argv) > 5 else 0)
     # Compact all the time, so kills land in compactions too.
-    journal.MAX_SEGMENTS = 3
-    journal.MIN_DEAD_TO_COMPACT = 2
+    writer.MAX_SEGMENTS = 3
+    writer.MIN_DEAD_TO_COMPACT = 2
     log = open(log_path, "w", buffering=1)  # noqa: SIM115 (open until killed)
 
     def say(*parts: object) -> None:

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import kiosk.persist.journal as journal_module
+import kiosk.persist.writer as writer_module
 from kiosk.learn import TrainingConfig
 from kiosk.persist import (
     Autosaver,
@@ -31,8 +31,9 @@ from kiosk.persist import (
     read_journal,
     save_project,
 )
-from kiosk.persist.journal import STATE, Journal
+from kiosk.persist.journal import STATE
 from kiosk.persist.npz import NpzWriter, read_npz
+from kiosk.persist.writer import JournalWriter
 from kiosk.session import TeachingSession
 from kiosk.store import EmbeddingStore, StoreFullError
 from tests.fakes import FakeExtractor, picture
@@ -222,14 +223,12 @@ def test_a_failed_head_write_never_pairs_new_classes_with_old_weights(
     session.add_class("new")
     for k in range(6):
         session.capture(4, picture(9000 + k))
-    import kiosk.persist.journal
-
-    real = kiosk.persist.journal.write_head
+    real = writer_module.write_head
 
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(kiosk.persist.journal, "write_head", disk_full)
+    monkeypatch.setattr(writer_module, "write_head", disk_full)
     session.train()  # a head of five classes, which cannot be written
     assert not saver.flush()
     assert "No space left" in saver.error
@@ -238,7 +237,7 @@ def test_a_failed_head_write_never_pairs_new_classes_with_old_weights(
     # Restored: the old head with its own classes, never the old weights under new ones.
     assert back.head.class_ids == old_head.class_ids
     np.testing.assert_array_equal(back.head.model.weights, old_head.model.weights)
-    monkeypatch.setattr(kiosk.persist.journal, "write_head", real)
+    monkeypatch.setattr(writer_module, "write_head", real)
     assert saver.flush() and saver.error is None
     saver.close()
     back, _ = restored(tmp_path / "a")
@@ -378,7 +377,7 @@ def test_compaction_streams_and_keeps_what_changes_meanwhile(tmp_path: Path, mon
     session.clear_class(0)
     assert saver.flush()
     journal = saver.journal
-    real = journal_module.write_segment_from_files
+    real = writer_module.write_segment_from_files
     during: list[int] = []
 
     def slow_compaction(*args, **kwargs):
@@ -388,7 +387,7 @@ def test_compaction_streams_and_keeps_what_changes_meanwhile(tmp_path: Path, mon
         assert saver.flush()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(journal_module, "write_segment_from_files", slow_compaction)
+    monkeypatch.setattr(writer_module, "write_segment_from_files", slow_compaction)
     assert journal.compact()
     saver.close()
     assert len(list((tmp_path / "a").glob("seg-*.npz"))) <= 2
@@ -537,7 +536,7 @@ def test_reader_refuses_a_journal_claiming_too_many_classes(tmp_path: Path) -> N
 
 def test_journal_refuses_an_unknown_role() -> None:
     with pytest.raises(ValueError):
-        Journal(TeachingSession(FakeExtractor()), Path("."), role="backup")
+        JournalWriter(TeachingSession(FakeExtractor()), Path("."), role="backup")
 
 
 def test_store_full_is_a_clear_error() -> None:

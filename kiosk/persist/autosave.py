@@ -1,6 +1,6 @@
 """Crash-safe autosave: the session journaled to a private folder, twice a second at most.
 
-``Autosaver`` wraps a ``Journal`` (``kiosk.persist.journal``) in a writer thread:
+``Autosaver`` wraps a ``JournalWriter`` (``kiosk.persist.writer``) in a writer thread:
 a change only records what changed and wakes the thread, which starts a flush
 at most every ``interval`` seconds (0.4 s), so capture never waits for the
 disk. A flush of new captures takes milliseconds, so after ``kill -9`` or a
@@ -38,13 +38,13 @@ from typing import Any
 from kiosk.persist.files import OtherModelError, ProjectError, make_private_folder, read_json
 from kiosk.persist.journal import (
     STATE,
-    Journal,
     Limits,
     LoadedJournal,
     read_journal,
     read_summary,
 )
 from kiosk.persist.legacy import LEGACY_AUTOSAVE_STATE, read_legacy_autosave
+from kiosk.persist.writer import JournalWriter
 from kiosk.session import TeachingSession
 
 __all__ = [
@@ -154,7 +154,7 @@ class Autosaver:
         self.on_error = on_error
         self.error: str | None = None
         self.kept_aside: Path | None = None
-        self.journal = Journal(session, self.folder, "autosave")
+        self.journal = JournalWriter(session, self.folder, "autosave")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._compactor: threading.Thread | None = None

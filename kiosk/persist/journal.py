@@ -41,8 +41,6 @@ from __future__ import annotations
 
 import math
 import re
-import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,28 +48,18 @@ from typing import Any
 
 import numpy as np
 
-from kiosk import __version__
-from kiosk.heads import TrainedHead
 from kiosk.learn.recipe import TrainingSettings
 from kiosk.persist.files import (
-    PRIVATE_FILE,
     OtherModelError,
     ProjectError,
     read_json,
-    remove_quietly,
-    write_json,
 )
 from kiosk.persist.npz import iter_byte_rows, iter_rows, member_shapes, read_npz
 from kiosk.persist.records import (
     SEGMENT_SPEC,
-    SegmentRows,
-    head_facts,
     read_head,
-    write_head,
-    write_segment,
-    write_segment_from_files,
 )
-from kiosk.session import SessionContents, TeachingSession
+from kiosk.session import SessionContents
 from kiosk.store import (
     MAX_CLASSES,
     ClassRecord,
@@ -79,20 +67,23 @@ from kiosk.store import (
     Sample,
     class_name_key,
     frozen_sample,
-    listen,
     normalize_class_name,
 )
 
 __all__ = [
     "FORMAT",
+    "MAX_FILE_BYTES",
+    "OUR_FILE",
+    "OUR_TEMP",
+    "ROLES",
     "STATE",
     "VERSION",
-    "Journal",
     "JournalSummary",
     "Limits",
     "LoadedJournal",
     "extractor_facts",
     "is_our_file",
+    "ranges",
     "read_journal",
     "read_summary",
 ]
@@ -101,20 +92,19 @@ FORMAT = "kiosk-journal"
 VERSION = 2
 STATE = "journal.json"
 ROLES = ("autosave", "project")
-_OUR_FILE = re.compile(r"^(seg|head)-\d{8,}\.npz$")
-_OUR_TEMP = re.compile(r"^\.(journal\.json|(seg|head)-\d{8,}\.npz)\..+\.tmp$")
-# Compact when there are more segments than this, or more dead rows than live ones.
-MAX_SEGMENTS = 64
-MIN_DEAD_TO_COMPACT = 256
+OUR_FILE = re.compile(r"^(seg|head)-\d{8,}\.npz$")
+OUR_TEMP = re.compile(r"^\.(journal\.json|(seg|head)-\d{8,}\.npz)\..+\.tmp$")
 # Anything bigger is not a kiosk file (the largest store a config allows is 64 GiB).
 MAX_FILE_BYTES = 80 * 2**30
+# A state record may name at most this many segments (compaction keeps them to dozens).
+MAX_SEGMENT_FILES = 1024
 # A state record may list at most this many removed ranges (a compaction comes first).
 MAX_REMOVED_RANGES = 1_000_000
 
 
 def is_our_file(name: str) -> bool:
     """Whether a file name is one a journal writes (a segment, a head, or their temporaries)."""
-    return bool(_OUR_FILE.match(name) or _OUR_TEMP.match(name) or name == STATE)
+    return bool(OUR_FILE.match(name) or OUR_TEMP.match(name) or name == STATE)
 
 
 def extractor_facts(extractor: Any) -> dict[str, Any]:
@@ -263,14 +253,14 @@ def _classes(state: Mapping[str, Any], where: Path) -> list[tuple[int, str]]:
 
 def _segment_names(state: Mapping[str, Any], where: Path) -> list[tuple[str, int]]:
     raw = state.get("segments")
-    if not isinstance(raw, list) or len(raw) > 16 * MAX_SEGMENTS:
+    if not isinstance(raw, list) or len(raw) > MAX_SEGMENT_FILES:
         raise ProjectError(f"{where}: 'segments' is not a list of a sane length")
     names = []
     for entry in raw:
         if not isinstance(entry, dict):
             raise ProjectError(f"{where}: a segment entry is not an object")
         name, rows = entry.get("file"), entry.get("rows")
-        if not isinstance(name, str) or not _OUR_FILE.match(name) or not name.startswith("seg-"):
+        if not isinstance(name, str) or not OUR_FILE.match(name) or not name.startswith("seg-"):
             raise ProjectError(f"{where} names a bad segment {name!r}")
         if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
             raise ProjectError(f"{where}: segment {name} has no row count")
@@ -298,7 +288,7 @@ def _removed_ids(state: Mapping[str, Any], where: Path) -> set[int]:
     return removed
 
 
-def _ranges(ids: Iterable[int]) -> list[list[int]]:
+def ranges(ids: Iterable[int]) -> list[list[int]]:
     """Sorted [first, end) ranges covering ``ids``."""
     ranges: list[list[int]] = []
     for value in sorted(ids):
@@ -544,7 +534,7 @@ def read_journal(
             if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
                 raise ProjectError("the head entry is wrong")
             name = entry["file"]
-            if not _OUR_FILE.match(name) or not name.startswith("head-"):
+            if not OUR_FILE.match(name) or not name.startswith("head-"):
                 raise ProjectError(f"bad head file name {name!r}")
             head = read_head(folder / name, entry, feature_dim, MAX_FILE_BYTES)
             head_entry = dict(entry)
@@ -635,317 +625,3 @@ def read_summary(folder: str | Path) -> JournalSummary:
 def _number(name: str) -> int:
     digits = re.findall(r"\d+", name)
     return int(digits[-1]) if digits else 0
-
-
-# -- writing ---------------------------------------------------------------------
-
-
-class Journal:
-    """Keeps a journal folder in step with a session, change by change.
-
-    ``attach()`` subscribes to the session's events (cheap: handlers only
-    record what changed); ``flush()`` writes it (the ``Autosaver`` calls it
-    from its thread); ``compact()`` may run in another thread meanwhile.
-
-    Args:
-        session: the session to follow.
-        folder: the journal folder (must exist).
-        role: "autosave" or "project".
-        file_mode: permissions of the files written.
-    """
-
-    def __init__(
-        self,
-        session: TeachingSession,
-        folder: Path,
-        role: str = "autosave",
-        file_mode: int | None = PRIVATE_FILE,
-    ) -> None:
-        if role not in ROLES:
-            raise ValueError(f"role must be one of {ROLES}")
-        self.session = session
-        self.folder = Path(folder)
-        self.role = role
-        self.file_mode = file_mode
-        self.dirty = threading.Event()
-        self._lock = threading.Lock()  # the structures below
-        self._write_lock = threading.Lock()  # one state record written at a time
-        self._segments: dict[str, np.ndarray] = {}  # name -> ids, in file order
-        self._on_disk: set[int] = set()
-        self._removed: set[int] = set()
-        self._held: dict[int, set[int]] = {}
-        self._pending: dict[int, Sample] = {}
-        self._in_flight: dict[int, Sample] = {}
-        self._removed_in_flight: set[int] = set()
-        self._rewrite = True  # until ``adopt``: everything in the session is new here
-        self._head: tuple[TrainedHead, dict[str, Any]] | None = None
-        self._counter = 0
-        self._connections: list[tuple[Any, Any]] = []
-
-    # -- following the session ---------------------------------------------------
-
-    def adopt(self, loaded: LoadedJournal) -> None:
-        """Go on writing the journal ``loaded`` was read from (after the session took it)."""
-        with self._lock:
-            self._segments = dict(loaded.segments)
-            self._on_disk = {int(i) for ids in loaded.segments.values() for i in ids}
-            self._removed = set(loaded.removed)
-            self._held = {c: set(ids) for c, ids in loaded.held_ids.items()}
-            self._pending.clear()
-            self._rewrite = False
-            self._counter = max(self._counter, loaded.counter)
-            head = loaded.contents.head
-            self._head = (head, loaded.head_entry) if head and loaded.head_entry else None
-
-    def _signals(self) -> list[tuple[Any, Any]]:
-        events = self.session.store.events
-        return [
-            (events.samplesAdded, self._added),
-            (events.samplesRemoved, self._removed_samples),
-            (events.extended, self._extended),
-            (events.classRemoved, self._class_gone),
-            (events.classCleared, self._class_gone),
-            (events.classAdded, self._changed),
-            (events.classRenamed, self._changed),
-            (events.replaced, self._replaced),
-            (self.session.events.headChanged, self._changed),
-            (self.session.events.settingsChanged, self._changed),
-        ]
-
-    def attach(self) -> None:
-        """Start following the session's changes."""
-        if self._connections:
-            return
-        self._connections = [(signal, listen(signal, slot)) for signal, slot in self._signals()]
-        self.dirty.set()
-
-    def detach(self) -> None:
-        for signal, slot in self._connections:
-            signal.disconnect(slot)
-        self._connections = []
-
-    def _added(self, samples: tuple[Sample, ...]) -> None:
-        with self._lock:
-            for sample in samples:
-                if sample.id in self._removed:
-                    self._removed.discard(sample.id)  # put back (undo): it is still on disk
-                elif sample.id in self._removed_in_flight:
-                    self._removed_in_flight.discard(sample.id)
-                elif sample.id not in self._on_disk and sample.id not in self._in_flight:
-                    self._pending[sample.id] = sample
-        self.dirty.set()
-
-    def _extended(self, class_ids: tuple[int, ...], samples: tuple[Sample, ...]) -> None:
-        self._added(samples)
-
-    def _removed_samples(self, samples: tuple[Sample, ...]) -> None:
-        with self._lock:
-            for sample in samples:
-                if self._pending.pop(sample.id, None) is not None:
-                    continue
-                if sample.id in self._in_flight:
-                    self._removed_in_flight.add(sample.id)
-                elif sample.id in self._on_disk:
-                    self._removed.add(sample.id)
-        self.dirty.set()
-
-    def _class_gone(self, class_id: int, *_: object) -> None:
-        # Samples held on disk beyond the limits go with their class.
-        with self._lock:
-            self._removed |= self._held.pop(class_id, set())
-        self.dirty.set()
-
-    def _replaced(self) -> None:
-        with self._lock:
-            self._rewrite = True
-        self.dirty.set()
-
-    def _changed(self, *_: object) -> None:
-        self.dirty.set()
-
-    # -- writing -----------------------------------------------------------------
-
-    def _new_name(self, prefix: str) -> str:
-        # Names are never reused within a folder, so an older state record
-        # never points at a file that a later write replaced.
-        with self._lock:
-            while True:
-                self._counter += 1
-                name = f"{prefix}-{self._counter:08d}.npz"
-                if not (self.folder / name).exists():
-                    return name
-
-    def flush(self) -> None:
-        """Write what changed since the last flush (OSError/ProjectError on failure: then
-        nothing of it is recorded, and the next flush tries again)."""
-        with self._write_lock:
-            self.dirty.clear()
-            session = self.session
-            with self._lock:
-                rewrite = self._rewrite
-                if rewrite:
-                    snapshot = session.store.snapshot()
-                    self._in_flight = {s.id: s for c in snapshot.samples for s in c}
-                    self._pending.clear()
-                else:
-                    self._in_flight, self._pending = self._pending, {}
-                self._removed_in_flight = set()
-                batch = sorted(self._in_flight.values(), key=lambda s: s.id)
-            head = session.head
-            try:
-                segment = None
-                if batch:
-                    segment = self._new_name("seg")
-                    write_segment(
-                        self.folder / segment, batch, session.store.feature_dim, self.file_mode
-                    )
-                written_head = self._head
-                if head is not None and (written_head is None or written_head[0] is not head):
-                    name = self._new_name("head")
-                    write_head(self.folder / name, head, self.file_mode)
-                    written_head = (head, {"file": name, **head_facts(head)})
-                elif head is None:
-                    written_head = None
-            except BaseException:
-                self._give_back()
-                raise
-            with self._lock:
-                segments = {} if rewrite else dict(self._segments)
-                removed = set() if rewrite else set(self._removed)
-                if segment is not None:
-                    segments[segment] = np.array([s.id for s in batch], np.int64)
-                removed |= self._removed_in_flight
-                state = self._state(segments, removed, written_head)
-            try:
-                write_json(self.folder / STATE, state, self.file_mode)
-            except BaseException:
-                self._give_back()
-                raise
-            with self._lock:
-                old = set(self._segments)
-                self._segments = segments
-                self._on_disk = {int(i) for ids in segments.values() for i in ids}
-                self._removed = removed
-                if rewrite:
-                    self._held = {}
-                    self._rewrite = False
-                self._in_flight = {}
-                self._removed_in_flight = set()
-                self._head = written_head
-            self._remove_unnamed(old - set(segments))
-
-    def _give_back(self) -> None:
-        with self._lock:
-            for sample_id, sample in self._in_flight.items():
-                if sample_id not in self._removed_in_flight:
-                    self._pending.setdefault(sample_id, sample)
-            self._in_flight = {}
-            self._removed_in_flight = set()
-        self.dirty.set()
-
-    def _state(
-        self,
-        segments: Mapping[str, np.ndarray],
-        removed: set[int],
-        head: tuple[TrainedHead, dict[str, Any]] | None,
-    ) -> dict[str, Any]:
-        session = self.session
-        return {
-            "format": FORMAT,
-            "version": VERSION,
-            "role": self.role,
-            "saved_at": time.time(),
-            "kiosk_version": __version__,
-            "extractor": extractor_facts(session.extractor),
-            "classes": [{"id": i, "name": name} for i, name in session.store.classes()],
-            "next_ids": list(session.store.next_ids),
-            "segments": [{"file": n, "rows": len(ids)} for n, ids in segments.items()],
-            "removed": _ranges(removed),
-            "head": None if head is None else head[1],
-            "settings": session.settings.to_json(),
-            "default_settings": session.default_settings.to_json(),
-        }
-
-    # -- compaction --------------------------------------------------------------
-
-    def needs_compaction(self) -> bool:
-        """Segments pile up, or most rows on disk are dead."""
-        with self._lock:
-            dead = len(self._removed)
-            live = len(self._on_disk) - dead
-            return len(self._segments) > MAX_SEGMENTS or (
-                dead >= MIN_DEAD_TO_COMPACT and dead > live
-            )
-
-    def compact(self) -> bool:
-        """Rewrite the live rows of every segment into one, streaming; returns whether it did.
-
-        Flushes may run meanwhile: samples they add stay in their own segments,
-        and samples removed meanwhile stay marked removed.
-        """
-        with self._lock:
-            if self._rewrite or (len(self._segments) < 2 and not self._removed):
-                return False
-            sources = dict(self._segments)
-            gone = set(self._removed)
-        name = self._new_name("seg")
-        rows = []
-        kept_ids = []
-        for segment, ids in sources.items():
-            path = self.folder / segment
-            keep = ~np.isin(ids, np.fromiter(gone, np.int64, len(gone)))
-            offsets = read_npz(path, {"image_offsets": ("iu", 1)}, MAX_FILE_BYTES)["image_offsets"]
-            rows.append(SegmentRows(path, keep, offsets.astype(np.int64)))
-            kept_ids.append(ids[keep])
-        write_segment_from_files(
-            self.folder / name,
-            rows,
-            self.session.store.feature_dim,
-            MAX_FILE_BYTES,
-            self.file_mode,
-        )
-        kept = np.concatenate(kept_ids) if kept_ids else np.zeros(0, np.int64)
-        with self._write_lock:
-            with self._lock:
-                if self._rewrite:  # a load replaced everything meanwhile
-                    remove_quietly(self.folder / name)
-                    return False
-                segments = {name: kept}
-                segments.update((n, ids) for n, ids in self._segments.items() if n not in sources)
-                removed = self._removed - gone
-                state = self._state(segments, removed, self._head)
-            write_json(self.folder / STATE, state, self.file_mode)
-            with self._lock:
-                self._segments = segments
-                self._on_disk = {int(i) for ids in segments.values() for i in ids}
-                self._removed = removed
-        self._remove_unnamed(set(sources))
-        return True
-
-    # -- housekeeping ------------------------------------------------------------
-
-    def _remove_unnamed(self, names: Iterable[str] = ()) -> None:
-        """Remove the given files and heads the state no longer names."""
-        for name in names:
-            remove_quietly(self.folder / name)
-        keep = {self._head[1]["file"]} if self._head else set()
-        try:
-            entries = [e.name for e in self.folder.iterdir()]
-        except OSError:
-            return
-        for entry in entries:
-            if entry.startswith("head-") and _OUR_FILE.match(entry) and entry not in keep:
-                remove_quietly(self.folder / entry)
-
-    def sweep(self) -> None:
-        """Remove our files the state record does not name and temporaries left by a kill
-        (call before writing, in a folder this journal owns)."""
-        with self._lock:
-            named = set(self._segments) | ({self._head[1]["file"]} if self._head else set())
-        try:
-            entries = [e.name for e in self.folder.iterdir()]
-        except OSError:
-            return
-        for entry in entries:
-            if (_OUR_FILE.match(entry) and entry not in named) or _OUR_TEMP.match(entry):
-                remove_quietly(self.folder / entry)
