@@ -18,10 +18,21 @@ from pathlib import Path
 __all__ = ["atomic_write", "staged_writes"]
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically. Raises ``OSError`` on failure."""
-    with staged_writes({Path(path): data}):
-        pass
+def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> None:
+    """Replace ``path`` with ``data`` atomically. Raises ``OSError`` on failure.
+
+    ``mode`` (e.g. ``0o600`` for a file holding a secret) is set before the new
+    file appears under its name; by default the old file's mode is kept.
+    """
+    target = Path(path)
+    temporary = _write_temporary(target, data, mode)
+    try:
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+    _fsync_folder(target.parent)
 
 
 @contextlib.contextmanager
@@ -52,7 +63,7 @@ def staged_writes(contents: Mapping[Path, bytes]) -> Iterator[dict[Path, Path]]:
                 temporary.unlink()
 
 
-def _write_temporary(target: Path, data: bytes) -> Path:
+def _write_temporary(target: Path, data: bytes, mode: int | None = None) -> Path:
     """A fully written, fsynced temporary file beside ``target``."""
     fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     temporary = Path(name)
@@ -63,7 +74,7 @@ def _write_temporary(target: Path, data: bytes) -> Path:
             os.fsync(handle.fileno())
             # mkstemp makes 0600 files; give the result the mode a plain
             # open() would (or the old file's), so other users can read a model.
-            os.chmod(temporary, _mode_for(target))
+            os.chmod(temporary, _mode_for(target) if mode is None else mode)
     except BaseException:
         with contextlib.suppress(OSError):
             temporary.unlink()

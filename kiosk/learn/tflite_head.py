@@ -19,11 +19,11 @@ import math
 import os
 import struct
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from kiosk.learn.quantize import QuantParams, quantize, uint8_range_params
+from kiosk.safe_io import MAX_MODEL_BYTES, read_regular_file
 
 try:
     import flatbuffers
@@ -113,17 +113,11 @@ def read_model_bytes(path: str | os.PathLike[str]) -> bytes:
     """Reads a model file.
 
     Raises:
-        ValueError: if the path does not exist, is a directory or cannot be read.
+        ValueError: if the path does not exist, is a directory, a FIFO or a device,
+            is larger than ``MAX_MODEL_BYTES``, or cannot be read.
     """
-    p = Path(path)
-    if p.is_dir():
-        raise ValueError(f"model path {p} is a directory, not a .tflite file")
-    try:
-        return p.read_bytes()
-    except FileNotFoundError:
-        raise ValueError(f"model file {p} does not exist") from None
-    except OSError as exc:
-        raise ValueError(f"cannot read model file {p}: {exc.strerror or exc}") from exc
+    # FileRefused is a ValueError; it refuses FIFOs and devices before opening them.
+    return read_regular_file(path, MAX_MODEL_BYTES, "model file")
 
 
 def inspect_extractor(model: bytes) -> ExtractorInfo:

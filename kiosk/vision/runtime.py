@@ -19,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from kiosk.safe_io import MAX_MODEL_BYTES, read_regular_file
 from kiosk.vision.model_check import check_model_structure
 
 EDGETPU_CUSTOM_OP = b"edgetpu-custom-op"
@@ -147,20 +148,17 @@ def read_model(model: str | os.PathLike[str] | bytes) -> tuple[str, bytes]:
     """(a name for messages, the model's bytes), checked to be a TFLite flatbuffer.
 
     Raises:
-        ValueError: missing, unreadable, or not a TFLite file.
+        ValueError: missing, unreadable, special (FIFO, device), larger than
+            ``MAX_MODEL_BYTES``, or not a TFLite file.
     """
     if isinstance(model, (bytes, bytearray, memoryview)):
         label, content = "the model", bytes(model)
     else:
         path = Path(model)
-        if not path.exists():
+        if not os.path.lexists(path):
             raise ValueError(f"model file not found: {path}")
-        if path.is_dir():
-            raise ValueError(f"{path} is a folder, not a .tflite model file")
-        try:
-            label, content = str(path), path.read_bytes()
-        except OSError as error:
-            raise ValueError(f"cannot read model {path}: {error.strerror}") from None
+        # FileRefused is a ValueError: a FIFO, a device or a 3 GB file, in one line.
+        label, content = str(path), read_regular_file(path, MAX_MODEL_BYTES, "model file")
     # Every TFLite flatbuffer carries the file identifier "TFL3" at bytes 4..8.
     if len(content) < 8 or content[4:8] != b"TFL3":
         raise ValueError(f"{label} is not a TFLite model (no TFL3 file identifier)")

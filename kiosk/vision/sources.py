@@ -23,8 +23,9 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from kiosk.safe_io import FileRefused, expand_user
 from kiosk.vision.demo import OBJECT_NAMES, DemoScene
-from kiosk.vision.image_io import IMAGE_SUFFIXES, read_rgb
+from kiosk.vision.image_io import IMAGE_SUFFIXES, ImageError, read_image
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -336,10 +337,16 @@ class ImageFolderSource(FrameSource):
             return None
         # Try each remaining file at most once per call: a folder of nothing but
         # broken files must fail rather than spin.
+        reason = ""
         for _ in range(len(self._files)):
             path = self._files[self._position]
-            frame = read_rgb(path)
-            if frame is not None:
+            try:
+                frame = read_image(path)
+            except ImageError as error:
+                # Skipped for as long as the source is open: one line at most,
+                # never the decoder's own text on every cycle.
+                reason = str(error)
+            else:
                 self._position = (self._position + 1) % len(self._files)
                 return frame
             self.skipped.append(path)
@@ -347,7 +354,9 @@ class ImageFolderSource(FrameSource):
             if not self._files:
                 break
             self._position %= len(self._files)
-        raise SourceError(f"Folder {self.path} has no readable images")
+        raise SourceError(
+            f"Folder {self.path} has no readable images" + (f" (last: {reason})" if reason else "")
+        )
 
     def close(self) -> None:
         self._files = []
@@ -494,9 +503,17 @@ def open_source(spec: str) -> FrameSource:
     text = spec.strip()
     if text.lower() == "demo":
         return DemoSource()
-    if text.isdigit():
+    if text.isdigit() and text.isascii():
         return CameraSource(int(text))
-    path = Path(text).expanduser()
+    try:
+        path = expand_user(text, "frame source")
+    except FileRefused as error:
+        raise SourceError(str(error)) from None
+    if text.isdigit() and not path.exists():
+        # "²" or "٣" pass str.isdigit(); a camera number is written 0-9.
+        raise SourceError(
+            f"Unknown frame source {spec!r}: a camera number is written with the digits 0-9"
+        )
     if text and path.is_dir():
         return ImageFolderSource(path)
     if text and path.is_file():
