@@ -81,6 +81,7 @@ class Option:
     flag: str | None = None  # command-line flag, when it has one
     env: bool = True  # overridable through KIOSK_<KEY>
     secret: bool = False  # printed as "(set)" rather than its value
+    path: bool = False  # a file or folder name: "~user/..." must expand
 
     @property
     def env_name(self) -> str:
@@ -94,11 +95,11 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     Option("source", str, "0", "camera number, video file, image folder or 'demo'",
-           flag="--source"),
+           flag="--source", path=True),
     Option("model", str, None, "embedding extractor .tflite or model name", optional=True,
-           flag="--model"),
+           flag="--model", path=True),
     Option("output", str, None, "where Save writes (a .tflite path or a folder)", optional=True,
-           flag="--output"),
+           flag="--output", path=True),
     Option("fullscreen", bool, False, "kiosk mode: frameless full screen, operator lock",
            flag="--fullscreen"),
     Option("threads", int, None, "CPU threads for the extractor", minimum=1, maximum=256,
@@ -257,6 +258,11 @@ def check_value(option: Option, value: Any, where: str) -> Any:
         raise ConfigError(
             f"{where}: {option.key} must not contain control characters, got {_shown(value)}"
         )
+    if option.path:
+        try:
+            expand_user(value, option.key)
+        except FileRefused as error:
+            raise ConfigError(f"{where}: {error}") from None
     low, high = option.minimum, option.maximum
     if kind in (int, float) and (
         (low is not None and value < low) or (high is not None and value > high)

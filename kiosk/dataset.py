@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kiosk.safe_io import expand_user
 from kiosk.vision.image_io import IMAGE_SUFFIXES, read_rgb
 
 __all__ = ["IMAGE_SUFFIXES", "ImageFolder", "read_rgb", "scan_image_folder", "stratified_split"]
@@ -41,10 +42,11 @@ def scan_image_folder(root: str | os.PathLike[str]) -> ImageFolder:
     """List the classes and image files under ``root``.
 
     Raises:
-        ValueError: the folder is missing, has fewer than two class folders, or a
-            class folder holds no image file. The message names the problem.
+        ValueError: the folder is missing (or ``~user`` in it is unknown), has
+            fewer than two class folders, or a class folder holds no image file.
+            The message names the problem.
     """
-    root = Path(root).expanduser()
+    root = expand_user(root, "data folder")
     if not root.exists():
         raise ValueError(f"data folder not found: {root}")
     if not root.is_dir():

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from kiosk import config
+from kiosk.cli.kiosk import main, parse_args
 from kiosk.learn import DEFAULT_TRAINING
 from kiosk.pin import hash_pin, verify_pin
-from kiosk.ui.app import main, parse_args
 
 
 def write(path: Path, text: str) -> Path:

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from kiosk import logs
 from kiosk.atomic import atomic_write, staged_writes
-from kiosk.cli.common import ProgressBar, UserError, fail
+from kiosk.cli.common import ArgumentParser, ProgressBar, UserError, fail, finite_float
 from kiosk.dataset import read_rgb, scan_image_folder, stratified_split
 from kiosk.embedding import EmbeddingExtractor
 from kiosk.evaluation import per_class_agreement
@@ -33,6 +34,7 @@ from kiosk.learn import (
 )
 from kiosk.learn.metadata import read_metadata
 from kiosk.models import ModelError, resolve_model
+from kiosk.safe_io import writable_target
 from kiosk.session import FIDELITY_THRESHOLD as FIDELITY
 from kiosk.session import format_labels
 from kiosk.vision.runtime import load_interpreter
@@ -41,7 +43,7 @@ PROGRAM = "kiosk-train"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=PROGRAM,
         description="Train a new softmax last layer on embeddings of an image folder "
         "(one sub-folder per class) and save extractor + head as one quantized .tflite.",
@@ -62,10 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     tuned, sgd = DEFAULT_TRAINING, PYCORAL_TRAINING
     for flag, field, kind in (
         ("--num-iter", "num_iter", int),
-        ("--learning-rate", "learning_rate", float),
+        ("--learning-rate", "learning_rate", finite_float),
         ("--batch-size", "batch_size", int),
-        ("--weight-scale", "weight_scale", float),
-        ("--reg", "reg", float),
+        ("--weight-scale", "weight_scale", finite_float),
+        ("--reg", "reg", finite_float),
     ):
         parser.add_argument(
             flag,
@@ -73,27 +75,36 @@ def build_parser() -> argparse.ArgumentParser:
             default=None,
             help=f"default {getattr(tuned, field)} (sgd: {getattr(sgd, field)})",
         )
-    parser.add_argument("--val-fraction", type=float, default=0.1, help="default 0.1")
-    parser.add_argument("--test-fraction", type=float, default=0.1, help="default 0.1")
+    parser.add_argument("--val-fraction", type=finite_float, default=0.1, help="default 0.1")
+    parser.add_argument("--test-fraction", type=finite_float, default=0.1, help="default 0.1")
     parser.add_argument("--seed", type=int, default=0, help="default 0")
     parser.add_argument("--num-threads", type=int, default=None, help="interpreter threads")
-    parser.add_argument("--metrics-json", type=Path, help="write the run's metrics here")
+    parser.add_argument(
+        "--metrics-json",
+        type=Path,
+        help="write the run's metrics here (through a symbolic link, to its target)",
+    )
+    logs.add_log_level_argument(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        logs.setup_logging(PROGRAM, logs.log_level(args.log_level))
+        # Checked before minutes of work: a folder, FIFO or device is refused.
+        metrics_path = writable_target(args.metrics_json, "metrics") if args.metrics_json else None
         metrics = run(args)
     except (UserError, ModelError, ValueError, OSError) as error:
         return fail(PROGRAM, _one_line(error))
     except KeyboardInterrupt:
         return fail(PROGRAM, "interrupted; nothing was written")
-    if args.metrics_json:
+    if metrics_path is not None:
         try:
-            atomic_write(args.metrics_json, json.dumps(metrics, indent=2).encode() + b"\n")
+            # Written to the target of a symbolic link, so the link stays a link.
+            atomic_write(metrics_path, json.dumps(metrics, indent=2).encode() + b"\n")
         except OSError as error:
-            return fail(PROGRAM, f"cannot write {args.metrics_json}: {error.strerror}")
+            return fail(PROGRAM, f"cannot write {args.metrics_json}: {error.strerror or error}")
     return 0
 
 

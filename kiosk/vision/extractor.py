@@ -16,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 
-from kiosk.vision import runtime
+from kiosk.vision import model_check, runtime
 from kiosk.vision.preprocess import preprocess
 
 EdgeTpuChoice = Literal["auto"] | bool
@@ -49,8 +49,9 @@ class EmbeddingExtractor:
                 on the CPU; ``True`` requires an Edge TPU; ``False`` forces the CPU.
 
         Raises:
-            ValueError: the file is missing or not a usable extractor, or it needs
-                an Edge TPU that is not there (the message names the CPU model).
+            ValueError: the file is missing or not a usable extractor (a full
+                classifier is refused with a pointer to ``kiosk-extractor``), or
+                it needs an Edge TPU that is not there (the message names the CPU model).
         """
         if edgetpu not in ("auto", True, False):
             raise ValueError(f"edgetpu must be 'auto', True or False, not {edgetpu!r}")
@@ -76,6 +77,14 @@ class EmbeddingExtractor:
             content, num_threads=num_threads, edgetpu=self.on_edgetpu, name=self.model_path.name
         )
         self._input, self._output = _check_extractor_io(self._interpreter, self.model_path.name)
+        classes = model_check.classifier_classes(content)
+        if classes is not None:
+            # Its output would "work" as a 1001-d embedding and train a poor head.
+            raise ValueError(
+                f"{self.model_path.name} is a full classifier ({classes} class scores after a "
+                "softmax), not an embedding extractor: cut its head off with "
+                f"`kiosk-extractor {self.model_path}` and use the file it writes"
+            )
         _, height, width, _ = self._input["shape"]
         self.input_size: tuple[int, int] = (int(width), int(height))
         self.feature_dim = int(np.prod(self._output["shape"][1:]))
