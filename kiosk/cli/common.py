@@ -126,6 +126,7 @@ class ProgressBar:
         self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
         self._started = time.perf_counter()
         self._done = 0
+        self._updated = False
         self._extra = ""
         self._unit = {"unit": "B", "unit_scale": True, "unit_divisor": 1024} if unit_bytes else {}
         self._bar = tqdm(
@@ -140,6 +141,11 @@ class ProgressBar:
         )
 
     @property
+    def done(self) -> int:
+        """The last position given to ``update``."""
+        return self._done
+
+    @property
     def total(self) -> int | None:
         return self._bar.total
 
@@ -150,19 +156,24 @@ class ProgressBar:
     def update(self, done: int, extra: str = "") -> None:
         """Show ``done`` of ``total`` with an optional note (e.g. the loss)."""
         self._done = done
+        self._updated = True
         if extra != self._extra:
             self._extra = extra
             self._bar.set_postfix_str(extra, refresh=False)
         self._bar.update(done - self._bar.n)
 
     def close(self, done: int | None = None) -> None:
-        """Finish the bar, leaving its last state on a line of its own."""
+        """Finish the bar, leaving its last state on a line of its own.
+
+        A bar that was never updated (nothing to show, e.g. a model copied from
+        a folder) closes without a line.
+        """
         if done is not None:
             self.update(done, self._extra)
-        elif self._bar.total is not None:
+        elif self._bar.total is not None and self._updated:
             self.update(self._bar.total, self._extra)
         self._bar.close()
-        if not self.interactive:
+        if not self.interactive and self._updated:
             line = tqdm.format_meter(
                 self._done,
                 self._bar.total,
@@ -170,6 +181,7 @@ class ProgressBar:
                 prefix=self.label,
                 postfix=self._extra or None,
                 ncols=100,
+                ascii=True,  # a log file or CI page may not be UTF-8
                 **self._unit,
             )
             self.stream.write(line + "\n")

@@ -7,15 +7,15 @@ import json
 import sys
 from pathlib import Path
 
-from kiosk import models
-from kiosk.cli.common import ProgressBar, fail
+from kiosk import logs, models
+from kiosk.cli.common import ArgumentParser, ProgressBar, fail
 from kiosk.learn.metadata import read_metadata
 
 PROGRAM = "kiosk-models"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=PROGRAM,
         description="List and fetch the TFLite models kiosk uses. Models are verified "
         "against the sha256 in kiosk's manifest before they are installed.",
@@ -39,12 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.add_argument("model", type=Path, help="a .tflite saved by kiosk or kiosk-train")
     info.add_argument("--json", action="store_true", help="print the raw metadata as JSON")
+    logs.add_log_level_argument(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        logs.setup_logging(PROGRAM, logs.log_level(args.log_level))
         if args.command == "list":
             return _list(args.dir or models.user_model_dir())
         if args.command == "where":
@@ -54,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
             return _info(args.model, as_json=args.json)
         return _fetch(args)
     except (models.ModelError, ValueError) as error:
-        return fail(PROGRAM, " ".join(str(error).split()))
+        return fail(PROGRAM, error)
+    except OSError as error:  # a model folder that cannot be listed or written
+        return fail(PROGRAM, error)
 
 
 def _info(path: Path, *, as_json: bool) -> int:
@@ -102,13 +106,17 @@ def _fetch(args: argparse.Namespace) -> int:
         wanted = [default, *filter(None, [models.edgetpu_variant(default)])]
     folder = args.dir or models.user_model_dir()
     for info in wanted:
-        bar = ProgressBar(info.file[:10], 1)
+        bar = ProgressBar(info.file, None, unit_bytes=True)
 
         def show(done: int, total: int | None, bar: ProgressBar = bar) -> None:
-            bar.total = total or max(done, 1)
+            if total and bar.total != total:
+                bar.total = total
             bar.update(done)
 
-        path = models.fetch(info, folder, args.source, progress=show)
+        try:
+            path = models.fetch(info, folder, args.source, progress=show)
+        finally:
+            bar.close(bar.done)
         print(f"{info.name}: {path} (sha256 verified)", file=sys.stdout)
     return 0
 
