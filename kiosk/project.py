@@ -76,7 +76,7 @@ from kiosk.persist import (
     write_npz,
 )
 from kiosk.session import TeachingSession, decode_model_input
-from kiosk.store import MAX_NAME_LENGTH, StoreFullError, normalize_class_name
+from kiosk.store import MAX_NAME_LENGTH, StoreFullError, class_name_key, normalize_class_name
 
 if TYPE_CHECKING:
     from kiosk.embedding import EmbeddingExtractor
@@ -249,7 +249,7 @@ def read_project(folder: str | os.PathLike[str]) -> ProjectData:
         head_entry = manifest.get("head")
     except (KeyError, TypeError, ValueError) as error:
         raise ProjectError(f"{folder}/{MANIFEST} is incomplete or wrong: {error}") from None
-    if len({n.casefold() for n in class_names}) != len(class_names):
+    if len({class_name_key(n) for n in class_names}) != len(class_names):
         raise ProjectError(f"{folder}/{MANIFEST}: two classes have the same name")
     samples = unpack_samples(samples_file, feature_dim)
     extra = read_npz(samples_file, {"trained": ("b", 1)})
@@ -474,8 +474,9 @@ def import_image_folder(session: TeachingSession, folder: str | os.PathLike[str]
     skipped: list[Path] = []
     for class_dir in class_dirs:
         name = _class_name_from_folder(class_dir.name)
-        lowered = [n.casefold() for n in store.class_names]
-        index = lowered.index(name.casefold()) if name.casefold() in lowered else None
+        keys = [class_name_key(n) for n in store.class_names]
+        key = class_name_key(name)
+        index = keys.index(key) if key in keys else None
         if index is None:
             index = store.add_class(name)
         added.setdefault(store.class_names[index], 0)
@@ -503,11 +504,18 @@ def _class_name_from_folder(folder_name: str) -> str:
         return normalize_class_name(folder_name)
     except ValueError:
         cleaned = "".join(
-            " " if unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cs") else ch
+            " "
+            if unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cs")
+            else ""
+            if unicodedata.category(ch) in ("Cf", "Co")  # invisible: dropped
+            else ch
             for ch in folder_name
         )
         cleaned = " ".join(cleaned.split())[:MAX_NAME_LENGTH] or "Imported"
-        return normalize_class_name(cleaned)
+        try:
+            return normalize_class_name(cleaned)
+        except ValueError:  # nothing visible left
+            return "Imported"
 
 
 def folder_name_for(class_name: str, taken: set[str]) -> str:

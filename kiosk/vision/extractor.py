@@ -43,7 +43,9 @@ class EmbeddingExtractor:
         """Load and check the model.
 
         Args:
-            model_path: a uint8 embedding extractor ``.tflite``.
+            model_path: a uint8 embedding extractor ``.tflite``, or the name of
+                a model ``kiosk-models fetch`` installs (with or without
+                ``.tflite``), found as ``kiosk-models where`` finds it.
             num_threads: CPU threads; ``None`` uses every core.
             edgetpu: ``"auto"`` runs ``_edgetpu`` models on the Edge TPU and others
                 on the CPU; ``True`` requires an Edge TPU; ``False`` forces the CPU.
@@ -55,7 +57,7 @@ class EmbeddingExtractor:
         """
         if edgetpu not in ("auto", True, False):
             raise ValueError(f"edgetpu must be 'auto', True or False, not {edgetpu!r}")
-        self.model_path = Path(model_path)
+        self.model_path = _resolve(model_path)
         content = runtime.read_model(self.model_path)[1]
         self.sha256 = hashlib.sha256(content).hexdigest()
         compiled = runtime.is_edgetpu_model(content)
@@ -147,6 +149,20 @@ class EmbeddingExtractor:
         if not rows:
             return np.zeros((0, self.feature_dim), np.float32)
         return np.stack(rows)
+
+
+def _resolve(model: str | os.PathLike[str]) -> Path:
+    """A path as given, or a bare model name looked up in the model folders (``kiosk.models``)."""
+    path = Path(model)
+    if path.exists() or len(path.parts) != 1:
+        return path
+    from kiosk.models import ModelError, find, resolve_model  # only for names: no cycle at import
+
+    try:
+        find(path.name)  # a manifest name or file name
+    except ModelError:
+        return path  # neither a file nor a known name: read_model says "not found"
+    return resolve_model(str(model))
 
 
 def _check_extractor_io(interpreter: object, name: str) -> tuple[dict, dict]:
