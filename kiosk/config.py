@@ -35,6 +35,7 @@ import math
 import os
 import stat
 import sys
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,7 +255,7 @@ def check_value(option: Option, value: Any, where: str) -> Any:
     # nan compares false with everything, so it would slip through the range check.
     if kind is float and not math.isfinite(value):
         raise ConfigError(f"{where}: {option.key} must be a finite number, got {_shown(value)}")
-    if kind is str and not value.isprintable():
+    if kind is str and any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
         raise ConfigError(
             f"{where}: {option.key} must not contain control characters, got {_shown(value)}"
         )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kiosk.safe_io import expand_user
+from kiosk.safe_io import expand_user, special_kind
 from kiosk.vision.image_io import IMAGE_SUFFIXES, read_rgb
 
 __all__ = ["IMAGE_SUFFIXES", "ImageFolder", "read_rgb", "scan_image_folder", "stratified_split"]
@@ -50,7 +50,8 @@ def scan_image_folder(root: str | os.PathLike[str]) -> ImageFolder:
     if not root.exists():
         raise ValueError(f"data folder not found: {root}")
     if not root.is_dir():
-        raise ValueError(f"{root} is not a folder (expected one sub-folder per class)")
+        kind = special_kind(root.stat().st_mode) or "a file"
+        raise ValueError(f"{root} is {kind}, not a folder (expected one sub-folder per class)")
     class_dirs = sorted(
         (entry for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith(".")),
         key=lambda entry: entry.name,

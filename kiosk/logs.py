@@ -158,7 +158,11 @@ def _file_handler(path: Path, level: int | None) -> logging.Handler:
         # Appending to a FIFO blocks until someone reads it.
         raise FileRefused(f"{path} is {kind}, not a regular file")
     handler = logging.handlers.RotatingFileHandler(
-        path, maxBytes=MAX_LOG_BYTES, backupCount=BACKUP_COUNT, encoding="utf-8"
+        path,
+        maxBytes=MAX_LOG_BYTES,
+        backupCount=BACKUP_COUNT,
+        encoding="utf-8",
+        errors="backslashreplace",  # a file name that is not UTF-8 is still logged
     )
     handler.setLevel(level if level is not None else logging.INFO)
     handler.setFormatter(logging.Formatter(_FILE_FORMAT))

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import platformdirs
 
-from kiosk.safe_io import FileRefused, expand_user
+from kiosk.safe_io import FileRefused, check_regular_file, expand_user
 from kiosk.vision.runtime import edgetpu_available
 
 MANIFEST = "models.json"
@@ -116,8 +116,8 @@ def resolve_model(model: str | os.PathLike[str] | None = None) -> Path:
         path = _expand(model, "model")
         if path.is_file():
             return path
-        if path.exists():
-            raise ModelError(f"{path} is not a model file")
+        if os.path.lexists(path):
+            _refuse_special(path, "model file")
         try:
             info = find(path.name if path.name.endswith(".tflite") else str(model))
         except ModelError:
@@ -129,12 +129,23 @@ def resolve_model(model: str | os.PathLike[str] | None = None) -> Path:
     if os.environ.get("KIOSK_MODEL"):
         path = _expand(os.environ["KIOSK_MODEL"], "KIOSK_MODEL")
         if not path.is_file():
+            if os.path.lexists(path):
+                _refuse_special(path, "KIOSK_MODEL: model file")
             raise ModelError(f"KIOSK_MODEL points to {path}, which is not a file")
         return path
     default = default_extractor()
     twin = edgetpu_variant(default)
     candidates = [twin, default] if twin is not None and edgetpu_available() else [default]
     return _find_in_dirs(candidates)
+
+
+def _refuse_special(path: Path, what: str) -> None:
+    """Raise ``ModelError`` saying what ``path`` is instead (a folder, a FIFO, a device...)."""
+    try:
+        check_regular_file(path, None, what)
+    except FileRefused as error:
+        raise ModelError(str(error)) from None
+    raise ModelError(f"{path} is not a model file")  # pragma: no cover - a race
 
 
 def _expand(text: str | os.PathLike[str], what: str) -> Path:

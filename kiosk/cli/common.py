@@ -16,9 +16,12 @@ import argparse
 import math
 import sys
 import time
+from pathlib import Path
 from typing import NoReturn, TextIO
 
 from tqdm import tqdm
+
+from kiosk.safe_io import FileRefused, expand_user
 
 __all__ = [
     "EXIT_USAGE",
@@ -28,6 +31,7 @@ __all__ = [
     "error_text",
     "fail",
     "finite_float",
+    "user_path",
 ]
 
 EXIT_USAGE = 2
@@ -85,6 +89,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         text = " ".join(message.split()) or "invalid arguments"
+        if len(text) > 300:  # a flag's value can be a megabyte of junk
+            text = text[:299] + "…"
         self.exit(EXIT_USAGE, f"{self.prog}: error: {text} (see {self.prog} --help)\n")
 
 
@@ -97,6 +103,14 @@ def finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a finite number")
     return value
+
+
+def user_path(text: str) -> Path:
+    """argparse ``type=`` for paths: ``~`` and ``~user`` expanded, an unknown user refused."""
+    try:
+        return expand_user(text, "path")
+    except FileRefused as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 class ProgressBar:
@@ -168,7 +182,7 @@ class ProgressBar:
         A bar that was never updated (nothing to show, e.g. a model copied from
         a folder) closes without a line.
         """
-        if done is not None:
+        if done is not None and (done or self._updated):
             self.update(done, self._extra)
         elif self._bar.total is not None and self._updated:
             self.update(self._bar.total, self._extra)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kiosk import logs
 from kiosk.atomic import atomic_write
-from kiosk.cli.common import ArgumentParser, fail
+from kiosk.cli.common import ArgumentParser, fail, user_path
 from kiosk.learn import tflite_head
 from kiosk.learn.surgery import cut_classifier_head
 from kiosk.safe_io import writable_target
@@ -29,11 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Turn a uint8 quantized image classifier (.tflite) into an embedding "
         "extractor by removing its logits layer and the ops after it.",
     )
-    parser.add_argument("classifier", type=Path, help="the classifier .tflite (CPU build)")
+    parser.add_argument("classifier", type=user_path, help="the classifier .tflite (CPU build)")
     parser.add_argument(
         "-o",
         "--output",
-        type=Path,
+        type=user_path,
         help="where to write the extractor (default: <input stem>_embedding_extractor.tflite "
         "beside the input); a symbolic link is written through, to its target",
     )

@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 from kiosk import logs, models
-from kiosk.cli.common import ArgumentParser, ProgressBar, fail
+from kiosk.cli.common import ArgumentParser, ProgressBar, fail, user_path
 from kiosk.learn.metadata import read_metadata
+from kiosk.learn.tflite_head import read_model_bytes
+from kiosk.vision.model_check import check_model_structure
 
 PROGRAM = "kiosk-models"
 
@@ -22,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="show known models and whether they are installed")
-    listing.add_argument("--dir", type=Path, help="model folder (default: the user data folder)")
+    listing.add_argument(
+        "--dir", type=user_path, help="model folder (default: the user data folder)"
+    )
     get = commands.add_parser(
         "fetch",
         help="download models (default: the CPU and Edge TPU embedding extractors)",
@@ -32,12 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("names", nargs="*", help="model names (see `kiosk-models list`)")
     get.add_argument("--all", action="store_true", help="fetch every known model")
     get.add_argument("--source", help="local folder or base URL to fetch from")
-    get.add_argument("--dir", type=Path, help="where to install (default: the user data folder)")
+    get.add_argument(
+        "--dir", type=user_path, help="where to install (default: the user data folder)"
+    )
     commands.add_parser("where", help="print the extractor that `kiosk` would use by default")
     info = commands.add_parser(
         "info", help="show the labels and training facts stored inside a saved model"
     )
-    info.add_argument("model", type=Path, help="a .tflite saved by kiosk or kiosk-train")
+    info.add_argument("model", type=user_path, help="a .tflite saved by kiosk or kiosk-train")
     info.add_argument("--json", action="store_true", help="print the raw metadata as JSON")
     logs.add_log_level_argument(parser)
     return parser
@@ -63,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _info(path: Path, *, as_json: bool) -> int:
     """Prints a saved model's "kiosk_head" metadata; exit 1 when it has none."""
-    info = read_metadata(path)
+    data = read_model_bytes(path)
+    # A damaged file is said to be damaged, not "without metadata".
+    check_model_structure(data, str(path))
+    info = read_metadata(data)
     if info is None:
         print(f"{path}: no kiosk metadata (not saved by kiosk, or saved before it was added)")
         return 1

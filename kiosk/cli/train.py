@@ -20,7 +20,14 @@ import numpy as np
 
 from kiosk import logs
 from kiosk.atomic import atomic_write, staged_writes
-from kiosk.cli.common import ArgumentParser, ProgressBar, UserError, fail, finite_float
+from kiosk.cli.common import (
+    ArgumentParser,
+    ProgressBar,
+    UserError,
+    fail,
+    finite_float,
+    user_path,
+)
 from kiosk.dataset import read_rgb, scan_image_folder, stratified_split
 from kiosk.embedding import EmbeddingExtractor
 from kiosk.evaluation import per_class_agreement
@@ -48,12 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a new softmax last layer on embeddings of an image folder "
         "(one sub-folder per class) and save extractor + head as one quantized .tflite.",
     )
-    parser.add_argument("--data-dir", required=True, type=Path, help="one sub-folder per class")
+    parser.add_argument(
+        "--data-dir", required=True, type=user_path, help="one sub-folder per class"
+    )
     parser.add_argument(
         "--embedding-extractor",
         help="extractor .tflite or model name (default: the installed default extractor)",
     )
-    parser.add_argument("--output-dir", type=Path, default=Path("."), help="default: .")
+    parser.add_argument("--output-dir", type=user_path, default=Path("."), help="default: .")
     parser.add_argument(
         "--optimizer",
         choices=("lbfgs", "sgd"),
@@ -81,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-threads", type=int, default=None, help="interpreter threads")
     parser.add_argument(
         "--metrics-json",
-        type=Path,
+        type=user_path,
         help="write the run's metrics here (through a symbolic link, to its target)",
     )
     logs.add_log_level_argument(parser)
