@@ -37,6 +37,7 @@ __all__ = [
     "add_log_level_argument",
     "data_dir",
     "log_level",
+    "remove_handlers",
     "setup_logging",
 ]
 
@@ -108,6 +109,31 @@ class _ProgramFormatter(logging.Formatter):
         return text
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of the record, not at setup.
+
+    A test harness (or an embedding program) may replace ``sys.stderr`` after
+    the command set logging up; a handler holding the old stream would then
+    write into a closed one.
+    """
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
+def remove_handlers() -> None:
+    """Take away (and close) the handlers ``setup_logging`` added."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, _OURS, False)]:
+        root.removeHandler(handler)
+        handler.close()
+
+
 def setup_logging(
     program: str,
     level: int | None = None,
@@ -125,11 +151,9 @@ def setup_logging(
             command: the returned text says why there is no log file.
         stream: where records go (default: stderr).
     """
+    remove_handlers()
     root = logging.getLogger()
-    for handler in [h for h in root.handlers if getattr(h, _OURS, False)]:
-        root.removeHandler(handler)
-        handler.close()
-    console = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    console = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     console.setLevel(level if level is not None else logging.WARNING)
     console.setFormatter(_ProgramFormatter(program))
     console.addFilter(lambda record: not getattr(record, "file_only", False))
