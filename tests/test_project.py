@@ -22,7 +22,7 @@ from kiosk.project import (
     save_project,
 )
 from kiosk.session import TeachingSession
-from kiosk.store import StoreFullError
+from kiosk.store import StoreFullError, class_name_key, normalize_class_name
 from tests.fakes import FakeExtractor, picture
 
 NAMES = ["Red / blue", "café ☕", "日本語", "x" * 64]
@@ -239,16 +239,26 @@ def test_store_full_error_type() -> None:
         session.capture(0, picture(9))
 
 
+def _valid_name(text: str) -> bool:
+    try:
+        normalize_class_name(text)
+    except ValueError:
+        return False
+    return True
+
+
 names = st.text(
-    alphabet=st.characters(blacklist_categories=("Cc", "Zl", "Zp", "Cs")), min_size=1, max_size=64
-).filter(lambda s: s.strip())
+    alphabet=st.characters(blacklist_categories=("Cc", "Cf", "Co", "Zl", "Zp", "Cs")),
+    min_size=1,
+    max_size=64,
+).filter(_valid_name)
 
 
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    class_names=st.lists(names, min_size=0, max_size=5, unique_by=lambda s: s.strip().casefold()),
+    class_names=st.lists(names, min_size=0, max_size=5, unique_by=class_name_key),
     counts=st.lists(st.integers(0, 3), min_size=5, max_size=5),
     train=st.booleans(),
 )

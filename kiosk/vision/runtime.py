@@ -39,7 +39,8 @@ class RuntimeMissingError(ImportError):
 def interpreter_module() -> ModuleType:
     """The module that provides ``Interpreter`` and ``load_delegate``.
 
-    LiteRT first; ``tflite_runtime`` only when LiteRT is absent.
+    LiteRT first; ``tflite_runtime`` only when LiteRT is absent, and only
+    under numpy < 2 (``RuntimeMissingError`` says so otherwise).
     """
     try:
         from ai_edge_litert import interpreter as litert
@@ -53,6 +54,15 @@ def interpreter_module() -> ModuleType:
         raise RuntimeMissingError(
             "no TFLite runtime is installed: run `pip install ai-edge-litert`"
         ) from None
+    import numpy
+
+    if int(numpy.__version__.split(".")[0]) >= 2:
+        # tflite-runtime 2.14, its last release, was built against numpy 1: under
+        # numpy 2 it fails on every model with an error that does not say why.
+        raise RuntimeMissingError(
+            f"tflite-runtime needs numpy < 2 (this is numpy {numpy.__version__}): "
+            "run `pip install ai-edge-litert`, which works with numpy 2"
+        )
     return tflite_runtime
 
 
