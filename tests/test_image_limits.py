@@ -226,3 +226,25 @@ def test_kiosk_train_skips_a_bomb_with_a_warning(tmp_path, capsys, cpu_extractor
     assert "skipped 1 unreadable image file(s): bad.png" in captured.err
     assert "Traceback" not in captured.err
     assert (tmp_path / "out" / "retrained_model.tflite").is_file()
+
+
+def test_a_refused_file_is_not_decoded_again_on_every_retry(tmp_path, monkeypatch):
+    from kiosk.vision import sources
+
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    good = small_image(".png", 3)
+    (folder / "cut.png").write_bytes(good[: len(good) // 2])  # libpng complains on stderr
+    decoded: list[str] = []
+    real = sources.read_image
+    monkeypatch.setattr(sources, "read_image", lambda p: decoded.append(p.name) or real(p))
+    source = ImageFolderSource(folder, fps=None)
+    for _ in range(3):  # the grabber reopens a failed source again and again
+        with pytest.raises(SourceError, match="no readable images \\(last: image "):
+            source.open()
+            source.read()
+    assert decoded == ["cut.png"]
+    (folder / "cut.png").write_bytes(good)  # fixed: tried again, and shown
+    source.open()
+    assert source.read().shape == (37, 53, 3)
+    assert decoded == ["cut.png", "cut.png"]
