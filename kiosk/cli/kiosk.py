@@ -291,20 +291,26 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         extractor, source = load_core(args)
     except Exception as error:  # ModelError, ValueError, SourceError...: one clear line
         return _refuse(error)
+    where = "Edge TPU" if getattr(extractor, "on_edgetpu", False) else "CPU"
+    ready = f"model {getattr(extractor, 'model_path', None)} on the {where}, source " + (
+        source.describe() if source is not None else "none"
+    )
     if args.check:
-        where = "Edge TPU" if extractor.on_edgetpu else "CPU"
-        print(f"ready: model {extractor.model_path} on the {where}, source {source.describe()}")
+        print(f"ready: {ready}")
         return 0
+    log.info("opening the window: %s", ready)
 
     from kiosk.ui.app import run
 
-    return run(
+    status = run(
         extractor,
         source,
         args.settings,
         fresh=args.fresh,
         model_note=getattr(args, "model_note", None),
     )
+    log.info("window closed, exit status %s", status)
+    return status
 
 
 def _refuse(problem: BaseException | str) -> int:
