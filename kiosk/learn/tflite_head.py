@@ -59,6 +59,10 @@ _PLACEHOLDER_FOR_GREATER_OP_CODES = 127
 # The schema asks for Buffer.data to start on a 16-byte boundary (force_align: 16);
 # the generated Python packer ignores that attribute, so the head writer restores it.
 _BUFFER_ALIGNMENT = 16
+# Embeddings are hundreds to a few thousand long (MobileNet 1024/1280, ResNet
+# 2048); a corrupt shape can claim billions, and a head for it would be
+# allocated before anything else fails.
+MAX_FEATURE_DIM = 1 << 16
 # Flatbuffers use 32-bit offsets; keep clear of the 2 GiB limit.
 _MAX_FLATBUFFER_BYTES = 2**31 - 2**20
 
@@ -238,6 +242,11 @@ def _extractor_info(model_t: _schema.ModelT) -> ExtractorInfo:
         raise ValueError(
             f"the extractor output {output_name} has shape {list(output_shape)}; expected "
             "one feature vector such as [1, D] or [1, 1, 1, D]"
+        )
+    if output_shape[-1] > MAX_FEATURE_DIM:
+        raise ValueError(
+            f"the extractor output {output_name} claims {output_shape[-1]} features, more than "
+            f"any embedding ({MAX_FEATURE_DIM}); the model is damaged"
         )
 
     input_tensor = _tensor_at(subgraph, inputs[0], "input")
