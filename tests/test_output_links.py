@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -85,15 +83,3 @@ def test_extractor_output_through_a_symlink(tmp_path, capsys):
     assert extractor_cli.main([str(classifier), "-o", str(alias)]) == 2
     assert "would overwrite the classifier" in capsys.readouterr().err
     assert classifier.read_bytes() == MOBILENET_V1_SMALL.read_bytes()
-
-
-def test_tflite_runtime_under_numpy_2_says_so(monkeypatch):
-    from kiosk.vision import runtime
-
-    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)  # "not installed"
-    fake = types.ModuleType("tflite_runtime")
-    fake.interpreter = types.ModuleType("tflite_runtime.interpreter")
-    monkeypatch.setitem(sys.modules, "tflite_runtime", fake)
-    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", fake.interpreter)
-    with pytest.raises(runtime.RuntimeMissingError, match="tflite-runtime needs numpy < 2"):
-        runtime.interpreter_module()
