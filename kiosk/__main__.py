@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 
-from kiosk.ui.app import main
+from kiosk.cli.kiosk import main
 
 if __name__ == "__main__":
     # Training runs in a child process; in a frozen bundle that child starts

@@ -21,8 +21,9 @@ __all__ = ["StagedFiles", "atomic_write", "staged_writes"]
 def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> None:
     """Replace ``path`` with ``data`` atomically. Raises ``OSError`` on failure.
 
-    ``mode``: the new file's permissions (default: the old file's, else what
-    ``open`` would give).
+    ``mode`` (e.g. ``0o600`` for a file holding a secret) is set before the new
+    file appears under its name; by default the old file's mode is kept (else
+    what ``open`` would give).
     """
     StagedFiles({Path(path): data}, mode).commit()
 

@@ -31,18 +31,23 @@ never imports Qt.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
-import re
+import stat
 import sys
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import platformdirs
+import tomlkit
+import tomlkit.exceptions
 
 from kiosk.atomic import atomic_write
 from kiosk.learn.training import DEFAULT_TRAINING as _T
+from kiosk.safe_io import FileRefused, expand_user, read_regular_file
 from kiosk.store import DEFAULT_MAX_BYTES, DEFAULT_MAX_SAMPLES_PER_CLASS
 
 if sys.version_info >= (3, 11):
@@ -53,6 +58,10 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 CONFIG_ENV = "KIOSK_CONFIG"
 CONFIG_NAME = "kiosk.toml"
 DEFAULT_MAX_MB = DEFAULT_MAX_BYTES // 2**20
+# A settings file is a few hundred bytes; anything near this is not one.
+MAX_CONFIG_BYTES = 1 << 20
+# The file may hold the operator PIN's hash: only its owner reads it.
+CONFIG_MODE = 0o600
 
 
 class ConfigError(ValueError):
@@ -73,6 +82,7 @@ class Option:
     flag: str | None = None  # command-line flag, when it has one
     env: bool = True  # overridable through KIOSK_<KEY>
     secret: bool = False  # printed as "(set)" rather than its value
+    path: bool = False  # a file or folder name: "~user/..." must expand
 
     @property
     def env_name(self) -> str:
@@ -86,11 +96,11 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     Option("source", str, "0", "camera number, video file, image folder or 'demo'",
-           flag="--source"),
+           flag="--source", path=True),
     Option("model", str, None, "embedding extractor .tflite or model name", optional=True,
-           flag="--model"),
+           flag="--model", path=True),
     Option("output", str, None, "where Save writes (a .tflite path or a folder)", optional=True,
-           flag="--output"),
+           flag="--output", path=True),
     Option("fullscreen", bool, False, "kiosk mode: frameless full screen, operator lock",
            flag="--fullscreen"),
     Option("threads", int, None, "CPU threads for the extractor", minimum=1, maximum=256,
@@ -165,25 +175,19 @@ def default_config_path() -> Path:
 def config_path(flag: str | None = None, environ: Mapping[str, str] | None = None) -> Path:
     """The config file to use: the ``--config`` flag, else ``KIOSK_CONFIG``, else the default."""
     environ = os.environ if environ is None else environ
-    if flag:
-        return Path(flag).expanduser()
-    if environ.get(CONFIG_ENV):
-        return Path(environ[CONFIG_ENV]).expanduser()
+    try:
+        if flag:
+            return expand_user(flag, "config file")
+        if environ.get(CONFIG_ENV):
+            return expand_user(environ[CONFIG_ENV], f"config file ({CONFIG_ENV})")
+    except FileRefused as error:
+        raise ConfigError(str(error)) from None
     return default_config_path()
 
 
 def read_file(path: Path) -> dict[str, Any]:
     """The file's settings as ``{dotted key: raw value}``; ``ConfigError`` when unusable."""
-    try:
-        text = path.read_text("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a UTF-8 text file") from None
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read: {error.strerror or error}") from None
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: invalid TOML: {error}") from None
+    document = _parse(_read_text(path), path)
     flat: dict[str, Any] = {}
     for name, value in document.items():
         if name in TABLES:
@@ -197,6 +201,28 @@ def read_file(path: Path) -> dict[str, Any]:
         if key not in BY_KEY:
             raise ConfigError(f"{path}: unknown key {key!r}{_suggestion(key)}")
     return flat
+
+
+def _read_text(path: Path, *, keep_bom: bool = False) -> str:
+    """The file's text; a UTF-8 byte order mark (Windows editors write one) is dropped."""
+    try:
+        data = read_regular_file(path, MAX_CONFIG_BYTES, "config file")
+    except FileRefused as error:
+        raise ConfigError(str(error)) from None
+    try:
+        return data.decode("utf-8" if keep_bom else "utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+
+
+def _parse(text: str, path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: invalid TOML: {' '.join(str(error).split())}") from None
+    except RecursionError:
+        # tomllib parses nested arrays recursively; a few thousand "[" exhaust the stack.
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
 
 
 def _suggestion(key: str) -> str:
@@ -218,17 +244,32 @@ def check_value(option: Option, value: Any, where: str) -> Any:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif kind is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
+        try:
+            value = float(value) if ok else value
+        except OverflowError:  # an integer beyond any float
+            ok = False
     else:
         ok = isinstance(value, str)
     if not ok:
-        raise ConfigError(f"{where}: {option.key} must be {_KIND_NAMES[kind]}, got {value!r}")
+        raise ConfigError(f"{where}: {option.key} must be {_KIND_NAMES[kind]}, got {_shown(value)}")
+    # nan compares false with everything, so it would slip through the range check.
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"{where}: {option.key} must be a finite number, got {_shown(value)}")
+    if kind is str and any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
+        raise ConfigError(
+            f"{where}: {option.key} must not contain control characters, got {_shown(value)}"
+        )
+    if option.path:
+        try:
+            expand_user(value, option.key)
+        except FileRefused as error:
+            raise ConfigError(f"{where}: {error}") from None
     low, high = option.minimum, option.maximum
     if kind in (int, float) and (
         (low is not None and value < low) or (high is not None and value > high)
     ):
         raise ConfigError(f"{where}: {option.key} must be between {low:g} and {high:g}, "
-                          f"got {value!r}")  # fmt: skip
+                          f"got {_shown(value)}")  # fmt: skip
     if option.key == "operator.pin_hash":
         from kiosk.pin import is_pin_hash
 
@@ -237,6 +278,12 @@ def check_value(option: Option, value: Any, where: str) -> Any:
                 f"{where}: operator.pin_hash is not a PIN hash; set it with `kiosk --set-pin`"
             )
     return value
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut short: a megabyte of junk in a variable stays a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 _KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
@@ -258,7 +305,7 @@ def parse_text(option: Option, text: str, where: str) -> Any:
             value = float(text)
     except ValueError:
         raise ConfigError(
-            f"{where}: {option.key} must be {_KIND_NAMES[option.kind]}, got {text!r}"
+            f"{where}: {option.key} must be {_KIND_NAMES[option.kind]}, got {_shown(text)}"
         ) from None
     return check_value(option, value, where)
 
@@ -286,7 +333,8 @@ def load(
     path = path if path is not None else config_path(environ=environ)
     values = {option.key: option.default for option in OPTIONS}
     origins = {option.key: "default" for option in OPTIONS}
-    exists = path.is_file()
+    # A FIFO or a device is not "no file": read_file says what it is instead.
+    exists = os.path.exists(path)
     if exists:
         for key, raw in read_file(path).items():
             values[key] = check_value(BY_KEY[key], raw, str(path))
@@ -339,50 +387,50 @@ def _toml_value(value: Any) -> str:
 
 
 # ------------------------------------------------------------- editing the file
-_TABLE_LINE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.-]+)\s*\]\s*(#.*)?$")
-_PIN_LINE = re.compile(r"^\s*pin_hash\s*=")
-_DOTTED_PIN_LINE = re.compile(r"^\s*operator\s*\.\s*pin_hash\s*=")
-
-
 def set_pin_hash(path: Path, pin_hash: str | None) -> None:
     """Write (or with ``None`` remove) ``pin_hash`` under ``[operator]`` in the file.
 
-    The rest of the file, comments included, is kept as it is: it is edited as
-    text, then parsed again to make sure the result is still valid.
+    The file is edited with tomlkit, so everything else in it (comments, blank
+    lines, key order, quoting, a byte order mark) stays as the user wrote it.
+    The result is parsed again before it replaces the file, atomically and with
+    mode 0600 (``CONFIG_MODE``): the hash lets anyone who reads it try every PIN
+    offline, so a file that was readable by others is tightened.
+
+    Raises:
+        ConfigError: the existing file is unusable (it is left as it was).
+        OSError: the new file could not be written.
     """
-    text = path.read_text("utf-8") if path.is_file() else ""
-    if text:
+    text = ""
+    if os.path.exists(path):
         read_file(path)  # refuse to edit a file that is already broken
-    lines = text.splitlines()
-    table: str | None = None
-    operator_at: int | None = None
-    kept: list[str] = []
-    for line in lines:
-        match = _TABLE_LINE.match(line)
-        if match:
-            table = match.group(1)
-            if table == "operator":
-                operator_at = len(kept)
-        elif (table == "operator" and _PIN_LINE.match(line)) or (
-            table is None and _DOTTED_PIN_LINE.match(line)
-        ):
-            continue  # the old hash goes, whatever happens next
-        kept.append(line)
-    if pin_hash is not None:
-        entry = f'pin_hash = "{pin_hash}"'
-        if operator_at is None:
-            if kept and kept[-1].strip():
-                kept.append("")
-            kept += ["[operator]", entry]
-        else:
-            kept.insert(operator_at + 1, entry)
-    new_text = "\n".join(kept) + "\n" if kept else ""
+        text = _read_text(path, keep_bom=True)
+    bom = "\ufeff" if text.startswith("\ufeff") else ""
+    text = text.removeprefix(bom)
     try:
-        tomllib.loads(new_text)
-    except tomllib.TOMLDecodeError as error:  # pragma: no cover - defensive
+        document = tomlkit.parse(text)
+    except (tomlkit.exceptions.TOMLKitError, RecursionError) as error:  # pragma: no cover
         raise ConfigError(f"{path}: could not update pin_hash: {error}") from None
+    operator = document.get("operator")
+    if pin_hash is None:
+        if operator is not None and "pin_hash" in operator:
+            del operator["pin_hash"]
+    elif operator is None:
+        table = tomlkit.table()
+        table["pin_hash"] = pin_hash
+        document["operator"] = table
+    else:
+        operator["pin_hash"] = pin_hash
+    new_text = tomlkit.dumps(document)
+    if new_text and not new_text.endswith("\n"):
+        new_text += "\n"
+    _parse(new_text, path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, new_text.encode("utf-8"))
+    atomic_write(path, (bom + new_text).encode("utf-8"), mode=CONFIG_MODE)
+
+
+def is_private(path: Path) -> bool:
+    """Whether only the owner may read the file (no group or other permission bits)."""
+    return not stat.S_IMODE(os.stat(path).st_mode) & 0o077
 
 
 def flags_from_namespace(namespace: Any, given: Callable[[str], bool]) -> dict[str, Any]:

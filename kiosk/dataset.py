@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kiosk.safe_io import expand_user, special_kind
 from kiosk.vision.image_io import IMAGE_SUFFIXES, read_rgb
 
 __all__ = ["IMAGE_SUFFIXES", "ImageFolder", "read_rgb", "scan_image_folder", "stratified_split"]
@@ -41,14 +42,16 @@ def scan_image_folder(root: str | os.PathLike[str]) -> ImageFolder:
     """List the classes and image files under ``root``.
 
     Raises:
-        ValueError: the folder is missing, has fewer than two class folders, or a
-            class folder holds no image file. The message names the problem.
+        ValueError: the folder is missing (or ``~user`` in it is unknown), has
+            fewer than two class folders, or a class folder holds no image file.
+            The message names the problem.
     """
-    root = Path(root).expanduser()
+    root = expand_user(root, "data folder")
     if not root.exists():
         raise ValueError(f"data folder not found: {root}")
     if not root.is_dir():
-        raise ValueError(f"{root} is not a folder (expected one sub-folder per class)")
+        kind = special_kind(root.stat().st_mode) or "a file"
+        raise ValueError(f"{root} is {kind}, not a folder (expected one sub-folder per class)")
     class_dirs = sorted(
         (entry for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith(".")),
         key=lambda entry: entry.name,

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import platformdirs
 
+from kiosk.safe_io import FileRefused, check_regular_file, expand_user
 from kiosk.vision.runtime import edgetpu_available
 
 MANIFEST = "models.json"
@@ -95,7 +96,7 @@ def model_dirs() -> list[Path]:
     """The folders searched for models, in order."""
     folders = []
     if os.environ.get("KIOSK_MODEL_DIR"):
-        folders.append(Path(os.environ["KIOSK_MODEL_DIR"]).expanduser())
+        folders.append(_expand(os.environ["KIOSK_MODEL_DIR"], "KIOSK_MODEL_DIR"))
     folders.append(user_model_dir())
     return folders
 
@@ -112,11 +113,11 @@ def resolve_model(model: str | os.PathLike[str] | None = None) -> Path:
             how to get the model.
     """
     if model is not None:
-        path = Path(model).expanduser()
+        path = _expand(model, "model")
         if path.is_file():
             return path
-        if path.exists():
-            raise ModelError(f"{path} is not a model file")
+        if os.path.lexists(path):
+            _refuse_special(path, "model file")
         try:
             info = find(path.name if path.name.endswith(".tflite") else str(model))
         except ModelError:
@@ -126,14 +127,33 @@ def resolve_model(model: str | os.PathLike[str] | None = None) -> Path:
             ) from None
         return _find_in_dirs([info])
     if os.environ.get("KIOSK_MODEL"):
-        path = Path(os.environ["KIOSK_MODEL"]).expanduser()
+        path = _expand(os.environ["KIOSK_MODEL"], "KIOSK_MODEL")
         if not path.is_file():
+            if os.path.lexists(path):
+                _refuse_special(path, "KIOSK_MODEL: model file")
             raise ModelError(f"KIOSK_MODEL points to {path}, which is not a file")
         return path
     default = default_extractor()
     twin = edgetpu_variant(default)
     candidates = [twin, default] if twin is not None and edgetpu_available() else [default]
     return _find_in_dirs(candidates)
+
+
+def _refuse_special(path: Path, what: str) -> None:
+    """Raise ``ModelError`` saying what ``path`` is instead (a folder, a FIFO, a device...)."""
+    try:
+        check_regular_file(path, None, what)
+    except FileRefused as error:
+        raise ModelError(str(error)) from None
+    raise ModelError(f"{path} is not a model file")  # pragma: no cover - a race
+
+
+def _expand(text: str | os.PathLike[str], what: str) -> Path:
+    """``~`` expanded; ``ModelError`` in one line for an unknown ``~user``."""
+    try:
+        return expand_user(text, what)
+    except FileRefused as error:
+        raise ModelError(str(error)) from None
 
 
 def _find_in_dirs(candidates: list[ModelInfo]) -> Path:
@@ -221,9 +241,9 @@ def fetch(
 
 def _copy_from_source(info: ModelInfo, source: str | None, out, progress: Progress | None) -> None:
     if source and "://" not in source:
-        path = Path(source).expanduser() / info.file
+        path = _expand(source, "model source") / info.file
         if not path.is_file():
-            raise ModelError(f"{info.file} is not in {Path(source).expanduser()}")
+            raise ModelError(f"{info.file} is not in {path.parent}")
         with path.open("rb") as stream:
             shutil.copyfileobj(stream, out)
         return

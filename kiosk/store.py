@@ -45,6 +45,7 @@ __all__ = [
     "StoreFullError",
     "StoreSnapshot",
     "class_name_key",
+    "clean_class_name",
     "frozen_sample",
     "listen",
     "normalize_class_name",
@@ -71,6 +72,21 @@ class StoreFullError(Exception):
 # be written as UTF-8: control characters (newline, tab, NUL...), line and
 # paragraph separators, lone surrogates.
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Zl", "Zp", "Cs"})
+# Characters a reader cannot see or that reorder the text around them. Category
+# Cf holds the zero-width space and joiners, the soft hyphen, the byte order
+# mark, and the bidirectional overrides and isolates; Co is private use, which
+# no standard font draws. (Unassigned code points, Cn, are let through: this
+# Python's Unicode tables may predate an emoji a phone keyboard already offers.)
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Co"})
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                           "\u2066\u2067\u2068\u2069")  # fmt: skip
+# Letters and marks that render as blank space (Hangul and Khmer fillers, the
+# combining grapheme joiner, Mongolian selectors, the blank Braille pattern).
+_BLANK_CHARACTERS = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f"
+                              "\u2800\u3164\uffa0")  # fmt: skip
+# Something a reader sees: a letter, digit, punctuation mark or symbol (or a
+# code point newer than this Python's tables, most likely an emoji).
+_VISIBLE_CATEGORIES = ("L", "N", "P", "S", "Cn")
 
 
 def normalize_class_name(name: str) -> str:
@@ -78,6 +94,10 @@ def normalize_class_name(name: str) -> str:
 
     Unicode (accents, CJK, emoji) and punctuation, including "/", are fine: a
     name is only ever written into labels.txt, never used as a file name.
+    Refused: control characters, invisible characters (zero-width space and
+    joiners, soft hyphen, byte order mark, fillers), direction overrides and
+    isolates, private-use and unassigned code points, and names with nothing
+    visible in them.
     """
     if not isinstance(name, str):
         raise ValueError(f"a class name must be text, not {type(name).__name__}")
@@ -88,6 +108,18 @@ def normalize_class_name(name: str) -> str:
         raise ValueError(
             "A class name cannot contain line breaks, tabs or other control characters"
         )
+    for ch in text:
+        if ch in _BIDI_CONTROLS:
+            raise ValueError(
+                "A class name cannot contain text-direction controls "
+                f"({_describe_character(ch)}): they make it read differently than it is stored"
+            )
+        if ch in _BLANK_CHARACTERS or unicodedata.category(ch) in _INVISIBLE_CATEGORIES:
+            raise ValueError(
+                f"A class name cannot contain invisible characters ({_describe_character(ch)})"
+            )
+    if not any(unicodedata.category(ch).startswith(_VISIBLE_CATEGORIES) for ch in text):
+        raise ValueError("A class name needs at least one visible letter, digit or symbol")
     if len(text) > MAX_NAME_LENGTH:
         raise ValueError(
             f"A class name can have at most {MAX_NAME_LENGTH} characters (this one has {len(text)})"
@@ -95,9 +127,51 @@ def normalize_class_name(name: str) -> str:
     return text
 
 
+def clean_class_name(text: str, fallback: str) -> str:
+    """``text`` made into a usable class name: line breaks and controls become spaces,
+    invisible characters go, and ``fallback`` when nothing visible is left. For names
+    that come from outside (folder names, files written by older versions)."""
+    try:
+        return normalize_class_name(text)
+    except ValueError:
+        pass
+    cleaned = "".join(
+        " "
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cs")
+        else ""
+        if unicodedata.category(ch) in ("Cf", "Co")  # invisible: dropped
+        else ch
+        for ch in str(text)
+    )
+    cleaned = " ".join(cleaned.split())[:MAX_NAME_LENGTH]
+    try:
+        return normalize_class_name(cleaned)
+    except ValueError:
+        return fallback
+
+
 def class_name_key(name: str) -> str:
-    """What two class names are compared by: equal keys are the same name to a person."""
-    return name.casefold()
+    """What two class names must not share: "Cat", "CAT", "ｃａｔ" and " cat " give one key.
+
+    Unicode's compatibility caseless match (NFKD of casefold, twice, after
+    NFD), without variation selectors ("☕" and the emoji-style "☕️" look
+    alike), with whitespace runs folded to one space as labels.txt writes them.
+    Compare keys, never names, wherever a duplicate class is looked for.
+    """
+    text = unicodedata.normalize("NFD", name)
+    for _ in range(2):
+        text = unicodedata.normalize("NFKD", text.casefold())
+    text = "".join(ch for ch in text if not _is_variation_selector(ch))
+    return " ".join(text.split())
+
+
+def _is_variation_selector(ch: str) -> bool:
+    code = ord(ch)
+    return 0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF
+
+
+def _describe_character(ch: str) -> str:
+    return f"U+{ord(ch):04X} {unicodedata.name(ch, '')}".rstrip()
 
 
 @dataclass(frozen=True, eq=False)

@@ -28,6 +28,19 @@ CORE50 = DATA / "core50_mini"
 IMAGES = DATA / "images"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_data_dir(tmp_path_factory: pytest.TempPathFactory):
+    """Autosave and kiosk.log go to a temporary folder, never the user's data folder."""
+    if os.environ.get("KIOSK_DATA_DIR"):
+        yield
+        return
+    os.environ["KIOSK_DATA_DIR"] = str(tmp_path_factory.mktemp("kiosk-data"))
+    try:
+        yield
+    finally:
+        os.environ.pop("KIOSK_DATA_DIR", None)
+
+
 def _require(path: Path) -> Path:
     if not path.exists():
         pytest.fail(f"missing shared test file {path}; set KIOSK_SHARED_DIR")

@@ -10,14 +10,17 @@ import os
 import subprocess
 import sys
 import time
+import unicodedata
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kiosk.labels import format_labels
 from kiosk.session import TeachingSession
-from kiosk.store import MAX_NAME_LENGTH, EmbeddingStore
+from kiosk.store import MAX_NAME_LENGTH, EmbeddingStore, class_name_key, normalize_class_name
 from kiosk.vision.grabber import FrameGrabber
 from kiosk.vision.sources import FrameSource, bgr_to_rgb
 from tests.fakes import picture
@@ -231,8 +234,44 @@ def _parse_labels(text: str) -> list[str]:
         ("a\nb", "line breaks"),
         ("tab\there", "line breaks"),
         ("x" * (MAX_NAME_LENGTH + 1), f"at most {MAX_NAME_LENGTH}"),
+        ("\u200b", "invisible characters \\(U\\+200B ZERO WIDTH SPACE\\)"),
+        ("cat\u200b", "invisible characters"),
+        ("c\u200dat", "U\\+200D ZERO WIDTH JOINER"),
+        ("c\u200cat", "U\\+200C ZERO WIDTH NON-JOINER"),
+        ("\ufeffcat", "U\\+FEFF"),
+        ("ca\u00adt", "U\\+00AD SOFT HYPHEN"),
+        ("\u2060cat", "U\\+2060 WORD JOINER"),
+        ("\u3164", "U\\+3164 HANGUL FILLER"),
+        ("\u2800", "U\\+2800"),
+        ("\ue000cat", "U\\+E000"),
+        ("\u202etac", "text-direction controls \\(U\\+202E RIGHT-TO-LEFT OVERRIDE\\)"),
+        ("cat\u2067x\u2069", "text-direction controls"),
+        ("\u200fcat", "U\\+200F RIGHT-TO-LEFT MARK"),
+        ("\u0301", "at least one visible"),
+        ("\x00cat", "control characters"),
     ],
-    ids=["empty", "blank", "newline", "tab", "too long"],
+    ids=[
+        "empty",
+        "blank",
+        "newline",
+        "tab",
+        "too long",
+        "zero-width space",
+        "trailing zwsp",
+        "zwj",
+        "zwnj",
+        "bom",
+        "soft hyphen",
+        "word joiner",
+        "hangul filler",
+        "braille blank",
+        "private use",
+        "rtl override",
+        "isolate",
+        "rlm",
+        "lone mark",
+        "nul",
+    ],
 )
 def test_bad_class_names_are_clear_errors(name, match) -> None:
     store = EmbeddingStore(4)
@@ -245,7 +284,10 @@ def test_bad_class_names_are_clear_errors(name, match) -> None:
     assert store.class_names == ["cup"] and store.version == version
 
 
-@pytest.mark.parametrize("duplicate", ["cup", "CUP", " cup "])
+@pytest.mark.parametrize(
+    "duplicate",
+    ["cup", "CUP", " cup ", "ｃｕｐ", "ＣＵＰ", "cuｐ", "cup\ufe0f", "Cup"],
+)
 def test_duplicate_class_names_are_refused(duplicate) -> None:
     store = EmbeddingStore(4)
     store.add_class("cup")
@@ -255,6 +297,41 @@ def test_duplicate_class_names_are_refused(duplicate) -> None:
     with pytest.raises(ValueError, match="already a class"):
         store.add_class(duplicate)
     assert store.class_names == ["cup", "pen"]
+
+
+def test_fullwidth_cat_beside_cat_is_a_duplicate() -> None:
+    """The issue's look-alike: fullwidth "Ｃａｔ" was accepted beside "Cat"."""
+    store = EmbeddingStore(4)
+    store.add_class("Cat")
+    with pytest.raises(ValueError, match="already a class called 'Ｃａｔ'"):
+        store.add_class("Ｃａｔ")
+    assert class_name_key("Ｃａｔ") == class_name_key("cat") == class_name_key(" CAT ")
+    assert class_name_key("Straße") == class_name_key("STRASSE")
+    assert class_name_key("ﬁsh") == class_name_key("fish")  # the "fi" ligature
+    assert class_name_key("a  b") == class_name_key("a b")  # labels.txt folds the space
+    assert class_name_key("☕") == class_name_key("☕\ufe0f")
+    assert class_name_key("café") == class_name_key("cafe\u0301")
+    assert class_name_key("cat") != class_name_key("cot")
+
+
+def test_names_are_stored_nfc() -> None:
+    store = EmbeddingStore(4)
+    store.add_class("cafe\u0301")  # e + combining acute
+    assert store.class_names == ["café"] and len(store.class_names[0]) == 4
+
+
+@given(st.text(max_size=20))
+@settings(max_examples=500, deadline=None)
+def test_any_accepted_name_is_visible_nfc_and_one_line(name) -> None:
+    try:
+        stored = normalize_class_name(name)
+    except ValueError as error:
+        assert str(error) and "\n" not in str(error)
+        return
+    assert stored == unicodedata.normalize("NFC", stored) == stored.strip()
+    assert all(unicodedata.category(ch) not in ("Cc", "Cf", "Co", "Zl", "Zp") for ch in stored)
+    assert len(format_labels([stored]).splitlines()) == 1
+    assert class_name_key(stored) == class_name_key(class_name_key(stored))
 
 
 def test_unusual_but_valid_names_round_trip_through_labels() -> None:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import math
+import os
+import re
+import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kiosk import config
+from kiosk.cli.kiosk import main, parse_args
 from kiosk.learn import DEFAULT_TRAINING
 from kiosk.pin import hash_pin, verify_pin
-from kiosk.ui.app import main, parse_args
 
 
 def write(path: Path, text: str) -> Path:
@@ -231,3 +237,176 @@ def test_store_limits_precedence_validation_and_report(tmp_path, capsys, monkeyp
     assert "64" in lines["max_memory_mb"] and lines["max_memory_mb"].endswith(
         "# flag --max-memory-mb"
     )
+
+
+# -------------------------------------------------- numbers, files and text that lie
+FLOATS = [option for option in config.OPTIONS if option.kind is float]
+
+
+@pytest.mark.parametrize("option", FLOATS, ids=[option.key for option in FLOATS])
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "1e999"])
+def test_non_finite_numbers_are_refused_everywhere(tmp_path, option, text):
+    """nan compares false with every bound, so it used to pass the range check."""
+    table, _, name = option.key.rpartition(".")
+    line = f"{name} = {text}\n"
+    path = write(tmp_path / "kiosk.toml", f"[{table}]\n{line}" if table else line)
+    origins = [lambda: config.load(path, environ={})]
+    if option.env:
+        origins.append(lambda: config.load(tmp_path / "none.toml", environ={option.env_name: text}))
+    if option.flag:
+        origins.append(
+            lambda: config.load(tmp_path / "none.toml", environ={}, flags={option.key: float(text)})
+        )
+    for load in origins:
+        with pytest.raises(config.ConfigError, match=f"{option.key} must be a finite number"):
+            load()
+
+
+@given(text=st.text(max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_any_text_in_a_variable_is_a_value_or_one_line(text):
+    for option in config.OPTIONS:
+        if not option.env:
+            continue
+        try:
+            value = config.load(Path("/nonexistent/kiosk.toml"),
+                                environ={option.env_name: text}).value(option.key)  # fmt: skip
+        except config.ConfigError as error:
+            assert str(error) and "\n" not in str(error)
+            continue
+        if option.kind is float:
+            assert math.isfinite(value)
+            assert option.minimum <= value <= option.maximum
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    path = tmp_path / "kiosk.toml"
+    path.write_bytes('\ufeffsource = "demo"\n[training]\nnum_iter = 7\n'.encode())
+    settings = config.load(path, environ={})
+    assert settings.source == "demo" and settings.training_num_iter == 7
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x = " + "[" * 100_000 + "]" * 100_000 + "\n",
+        "x = " + "{a = " * 20_000 + "1" + "}" * 20_000 + "\n",
+    ],
+    ids=["arrays", "inline-tables"],
+)
+def test_deeply_nested_toml_is_one_line(tmp_path, text, capsys):
+    path = write(tmp_path / "kiosk.toml", text)
+    with pytest.raises(config.ConfigError) as error:
+        config.load(path, environ={})
+    assert str(error.value).startswith(f"{path}: invalid TOML") and "\n" not in str(error.value)
+    assert main(["--config", str(path), "--print-config"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda tmp: (os.mkfifo(tmp / "fifo.toml"), tmp / "fifo.toml")[1], "named pipe (FIFO)"),
+        (lambda tmp: Path("/dev/zero"), "character device"),
+        (lambda tmp: tmp, "is a folder"),
+        (lambda tmp: write(tmp / "big.toml", "# " + "x" * (2 << 20)), "the largest accepted"),
+    ],
+    ids=["fifo", "dev-zero", "folder", "2-MB"],
+)
+def test_a_config_path_that_is_not_a_small_file(tmp_path, capsys, make, words):
+    path = make(tmp_path)
+    with pytest.raises(config.ConfigError, match=re.escape(words)):
+        config.load(path, explicit=True, environ={})
+    assert main(["--config", str(path), "--print-config"]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('source = "a\\u0000b"\n', "source must not contain control characters"),
+        ('output = "two\\nlines"\n', "output must not contain control characters"),
+        ('output = "~nosuchuser-kiosk/x.tflite"\n', "there is no user 'nosuchuser-kiosk'"),
+        ("burst_hz = " + "9" * 400 + "\n", "burst_hz must be a number"),
+    ],
+)
+def test_strings_and_paths_that_cannot_be_used(tmp_path, text, words):
+    with pytest.raises(config.ConfigError, match=words):
+        config.load(write(tmp_path / "kiosk.toml", text), environ={})
+
+
+def test_environment_path_that_cannot_be_expanded(tmp_path, capsys):
+    assert main(["--config", "~nosuchuser-kiosk/kiosk.toml", "--print-config"]) == 2
+    assert "there is no user 'nosuchuser-kiosk'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------- editing with tomlkit
+BEFORE = """\
+# The booth by the door.
+source = "demo"   # the synthetic scene
+burst_hz = 4.0
+
+[operator]
+# Locks again after a minute.
+unlock_seconds = 60
+
+[training]
+num_iter = 30  # enough for five classes
+"""
+
+
+def test_editing_keeps_comments_and_formatting_exactly(tmp_path):
+    path = write(tmp_path / "kiosk.toml", BEFORE)
+    pin_hash = hash_pin("2468")
+    config.set_pin_hash(path, pin_hash)
+    after = path.read_text("utf-8")
+    assert after == BEFORE.replace(
+        "unlock_seconds = 60\n", f'unlock_seconds = 60\npin_hash = "{pin_hash}"\n'
+    )
+    config.set_pin_hash(path, None)
+    assert path.read_text("utf-8") == BEFORE
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ('operator.pin_hash = "old"  # set by hand\nsource = "demo"\n', 'source = "demo"\n'),
+        ("operator = { unlock_seconds = 20 }\n", "unlock_seconds = 20"),
+        ("\ufeffburst_hz = 3\n", "\ufeffburst_hz = 3\n"),
+    ],
+    ids=["dotted", "inline-table", "bom"],
+)
+def test_editing_other_shapes_of_the_file(tmp_path, text, kept):
+    path = tmp_path / "kiosk.toml"
+    path.write_bytes(text.encode("utf-8"))
+    pin_hash = hash_pin("1357")
+    config.set_pin_hash(path, pin_hash)
+    assert verify_pin("1357", config.load(path, environ={}).operator_pin_hash)
+    assert path.read_text("utf-8").count("pin_hash") == 1
+    config.set_pin_hash(path, None)
+    assert "pin_hash" not in path.read_text("utf-8") and kept in path.read_text("utf-8")
+
+
+def test_the_file_is_written_for_its_owner_only(tmp_path, monkeypatch):
+    old_umask = os.umask(0o022)
+    try:
+        fresh = tmp_path / "new" / "kiosk.toml"
+        config.set_pin_hash(fresh, hash_pin("1234"))
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o600 and config.is_private(fresh)
+        loose = write(tmp_path / "kiosk.toml", 'source = "demo"\n')
+        loose.chmod(0o644)
+        config.set_pin_hash(loose, hash_pin("1234"))
+        assert stat.S_IMODE(loose.stat().st_mode) == 0o600  # tightened
+        loose.chmod(0o664)
+        config.set_pin_hash(loose, None)  # clearing writes it too
+        assert stat.S_IMODE(loose.stat().st_mode) == 0o600
+    finally:
+        os.umask(old_umask)
+
+
+def test_a_broken_file_is_not_edited(tmp_path):
+    path = write(tmp_path / "kiosk.toml", "source = \n")
+    with pytest.raises(config.ConfigError, match="invalid TOML"):
+        config.set_pin_hash(path, hash_pin("1234"))
+    assert path.read_text() == "source = \n"

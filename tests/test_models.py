@@ -112,7 +112,7 @@ def test_resolve_explicit_path_name_and_errors(tmp_path: Path, monkeypatch) -> N
     assert models.resolve_model(real) == real
     with pytest.raises(models.ModelError, match="neither a file nor a known model"):
         models.resolve_model(tmp_path / "typo.tflite")
-    with pytest.raises(models.ModelError, match="not a model file"):
+    with pytest.raises(models.ModelError, match="is a folder, not a regular file"):
         models.resolve_model(tmp_path)
     monkeypatch.setenv("KIOSK_MODEL_DIR", str(MODELS))
     assert models.resolve_model(EXTRACTOR) == real

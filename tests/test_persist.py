@@ -35,7 +35,7 @@ from kiosk.persist.journal import STATE
 from kiosk.persist.npz import NpzWriter, read_npz
 from kiosk.persist.writer import JournalWriter
 from kiosk.session import TeachingSession
-from kiosk.store import EmbeddingStore, StoreFullError
+from kiosk.store import EmbeddingStore, StoreFullError, class_name_key, normalize_class_name
 from tests.fakes import FakeExtractor, picture
 
 NAMES = ["Red / blue", "café ☕", "日本語", "x" * 64]
@@ -114,16 +114,26 @@ def test_project_round_trip_keeps_every_fact(tmp_path: Path) -> None:
     assert_same(session, load_project(tmp_path / "p", FakeExtractor()))
 
 
+def _valid_name(text: str) -> bool:
+    try:
+        normalize_class_name(text)
+    except ValueError:
+        return False
+    return True
+
+
 names = st.text(
-    alphabet=st.characters(blacklist_categories=("Cc", "Zl", "Zp", "Cs")), min_size=1, max_size=64
-).filter(lambda s: s.strip())
+    alphabet=st.characters(blacklist_categories=("Cc", "Cf", "Co", "Zl", "Zp", "Cs")),
+    min_size=1,
+    max_size=64,
+).filter(_valid_name)
 
 
 @settings(
     max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    class_names=st.lists(names, min_size=0, max_size=5, unique_by=lambda s: s.strip().casefold()),
+    class_names=st.lists(names, min_size=0, max_size=5, unique_by=class_name_key),
     counts=st.lists(st.integers(0, 3), min_size=5, max_size=5),
     train=st.booleans(),
     undo=st.integers(0, 3),
@@ -417,15 +427,27 @@ def test_a_damaged_autosave_is_moved_aside_and_the_kiosk_starts_fresh(tmp_path: 
     saver = Autosaver(session, tmp_path / "a")
     saver.start()
     saver.close()
-    state = json.loads((tmp_path / "a" / STATE).read_text())
-    state["classes"][0]["name"] = "bad\nname"
-    (tmp_path / "a" / STATE).write_text(json.dumps(state))
+    (segment,) = (tmp_path / "a").glob("seg-*.npz")
+    segment.write_bytes(segment.read_bytes()[:5000])  # a truncated segment
     back, report = restored(tmp_path / "a")
     assert report.moved_to is not None and report.moved_to.is_dir()
     assert str(report.moved_to) in report.message() and "started fresh" in report.message()
     assert back.store.num_classes == 0 and not (tmp_path / "a").exists()
     # Nothing to restore at the next start: no crash loop.
     assert restored(tmp_path / "a")[1] is None
+
+
+def test_names_an_older_version_accepted_are_cleaned_not_lost(tmp_path: Path) -> None:
+    session = taught(["a", "b"], per_class=2, train=False)
+    saver = Autosaver(session, tmp_path / "a")
+    saver.start()
+    saver.close()
+    state = json.loads((tmp_path / "a" / STATE).read_text())
+    state["classes"][0]["name"] = "b\u200b"  # zero width: now refused, and "b" once cleaned
+    (tmp_path / "a" / STATE).write_text(json.dumps(state))
+    back, report = restored(tmp_path / "a")
+    assert report.moved_to is None and back.store.counts() == [2, 2]
+    assert back.store.class_names == ["b", "b (2)"]
 
 
 def test_another_models_autosave_is_kept_aside_not_overwritten(tmp_path: Path) -> None:

@@ -17,12 +17,19 @@ def test_litert_is_preferred() -> None:
 
 
 def test_tflite_runtime_is_the_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy
+
     fallback = types.ModuleType("tflite_runtime")
     fallback.interpreter = types.ModuleType("tflite_runtime.interpreter")  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "ai_edge_litert", None)  # makes the import fail
     monkeypatch.setitem(sys.modules, "tflite_runtime", fallback)
     monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", fallback.interpreter)
+    monkeypatch.setattr(numpy, "__version__", "1.26.4")  # the numpy it was built for
     assert runtime.interpreter_module() is fallback.interpreter
+    # Under numpy 2 it fails on every model; say so instead.
+    monkeypatch.setattr(numpy, "__version__", "2.1.0")
+    with pytest.raises(runtime.RuntimeMissingError, match="tflite-runtime needs numpy < 2"):
+        runtime.interpreter_module()
 
 
 def test_no_runtime_at_all_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

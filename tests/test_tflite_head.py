@@ -490,7 +490,7 @@ def test_text_file_is_rejected(tmp_path: Path) -> None:
 def test_missing_and_directory_paths(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="does not exist"):
         read_model_bytes(tmp_path / "nope.tflite")
-    with pytest.raises(ValueError, match="directory"):
+    with pytest.raises(ValueError, match="is a folder, not a regular file"):
         read_model_bytes(tmp_path)
 
 
@@ -558,3 +558,14 @@ def test_missing_litert_gives_a_clear_import_error(monkeypatch: pytest.MonkeyPat
     monkeypatch.delitem(sys.modules, "kiosk.learn.tflite_head")
     with pytest.raises(ImportError, match="pip install ai-edge-litert"):
         importlib.import_module("kiosk.learn.tflite_head")
+
+
+def test_a_corrupt_feature_count_is_refused_before_a_head_is_allocated() -> None:
+    """Found by the hypothesis test above: one byte made D = 1,677,721,608 (a 25 GiB head)."""
+    model = bytearray(tb.pool_extractor_4d())
+    subgraph = schema.Model.GetRootAs(bytes(model), 0).Subgraphs(0)
+    tab = subgraph.Tensors(subgraph.Outputs(0))._tab
+    last = tab.Vector(tab.Offset(4)) + 4 * (tab.VectorLen(tab.Offset(4)) - 1)
+    model[last : last + 4] = (1_677_721_608).to_bytes(4, "little")
+    with pytest.raises(ValueError, match="claims 1677721608 features"):
+        inspect_extractor(bytes(model))

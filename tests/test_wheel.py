@@ -58,6 +58,10 @@ def test_wheel_installs_and_runs_from_anywhere(tmp_path):
     assert shipped
     for path in shipped:
         assert f"kiosk/resources/{path.name}" in names, path.name
+    assert "kiosk/py.typed" in names  # type checkers use kiosk's annotations
+    metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    text = zipfile.ZipFile(wheel).read(metadata).decode()
+    assert f"\nVersion: {__version__}\n" in text  # read from kiosk.__version__
 
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", str(venv)], tmp_path, env)

@@ -8,32 +8,36 @@ MobileNet v2, the pooled 1280-d tensor), as a new, smaller .tflite.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
+from kiosk import logs
 from kiosk.atomic import atomic_write
-from kiosk.cli.common import fail
+from kiosk.cli.common import ArgumentParser, fail, user_path
 from kiosk.learn import tflite_head
 from kiosk.learn.surgery import cut_classifier_head
+from kiosk.safe_io import writable_target
 
 PROGRAM = "kiosk-extractor"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=PROGRAM,
         description="Turn a uint8 quantized image classifier (.tflite) into an embedding "
         "extractor by removing its logits layer and the ops after it.",
     )
-    parser.add_argument("classifier", type=Path, help="the classifier .tflite (CPU build)")
+    parser.add_argument("classifier", type=user_path, help="the classifier .tflite (CPU build)")
     parser.add_argument(
         "-o",
         "--output",
-        type=Path,
+        type=user_path,
         help="where to write the extractor (default: <input stem>_embedding_extractor.tflite "
-        "beside the input)",
+        "beside the input); a symbolic link is written through, to its target",
     )
+    logs.add_log_level_argument(parser)
     return parser
 
 
@@ -46,15 +50,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     output = args.output or default_output(args.classifier)
     try:
+        logs.setup_logging(PROGRAM, logs.log_level(args.log_level))
         model = tflite_head.read_model_bytes(args.classifier)
-        if output.resolve() == args.classifier.resolve():
+        target = writable_target(output, "output")
+        # realpath never raises (a symlink loop resolves to some path): compare what is written.
+        if os.path.realpath(target) == os.path.realpath(args.classifier):
             raise ValueError("the output would overwrite the classifier; choose another -o")
         started = time.perf_counter()
         result = cut_classifier_head(model)
         seconds = time.perf_counter() - started
-        atomic_write(output, result.model)
+        atomic_write(target, result.model)
     except ValueError as error:
-        return fail(PROGRAM, " ".join(str(error).split()))
+        return fail(PROGRAM, error)
     except OSError as error:
         return fail(PROGRAM, f"cannot write {output}: {error.strerror or error}")
     print(f"feature tensor: {result.feature_name} {list(result.feature_shape)} uint8")

@@ -23,8 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
+from kiosk import logs
 from kiosk.atomic import atomic_write
-from kiosk.cli.common import ProgressBar, UserError, fail
+from kiosk.cli.common import (
+    ArgumentParser,
+    ProgressBar,
+    UserError,
+    fail,
+    finite_float,
+    user_path,
+)
 from kiosk.dataset import read_rgb, scan_image_folder, stratified_split
 from kiosk.embedding import EmbeddingExtractor
 from kiosk.export import FIDELITY_THRESHOLD as FIDELITY
@@ -35,6 +43,7 @@ from kiosk.learn.metadata import read_metadata
 from kiosk.learn.recipe import TrainingSettings
 from kiosk.models import ModelError, resolve_model
 from kiosk.persist.images import import_files
+from kiosk.safe_io import writable_target
 from kiosk.session import TeachingSession
 from kiosk.store import EmbeddingStore
 
@@ -42,17 +51,19 @@ PROGRAM = "kiosk-train"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=PROGRAM,
         description="Train a new softmax last layer on embeddings of an image folder "
         "(one sub-folder per class) and save extractor + head as one quantized .tflite.",
     )
-    parser.add_argument("--data-dir", required=True, type=Path, help="one sub-folder per class")
+    parser.add_argument(
+        "--data-dir", required=True, type=user_path, help="one sub-folder per class"
+    )
     parser.add_argument(
         "--embedding-extractor",
         help="extractor .tflite or model name (default: the installed default extractor)",
     )
-    parser.add_argument("--output-dir", type=Path, default=Path("."), help="default: .")
+    parser.add_argument("--output-dir", type=user_path, default=Path("."), help="default: .")
     parser.add_argument(
         "--optimizer",
         choices=("lbfgs", "sgd"),
@@ -63,10 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     tuned, sgd = DEFAULT_TRAINING, PYCORAL_TRAINING
     for flag, field, kind in (
         ("--num-iter", "num_iter", int),
-        ("--learning-rate", "learning_rate", float),
+        ("--learning-rate", "learning_rate", finite_float),
         ("--batch-size", "batch_size", int),
-        ("--weight-scale", "weight_scale", float),
-        ("--reg", "reg", float),
+        ("--weight-scale", "weight_scale", finite_float),
+        ("--reg", "reg", finite_float),
     ):
         parser.add_argument(
             flag,
@@ -76,32 +87,41 @@ def build_parser() -> argparse.ArgumentParser:
         )
     parser.add_argument(
         "--val-fraction",
-        type=float,
+        type=finite_float,
         default=TrainingSettings().val_fraction,
         help="share of each class (of 5 images or more) held out to evaluate the head and "
         "set its 'not sure' threshold, as the kiosk does (default "
         f"{TrainingSettings().val_fraction})",
     )
-    parser.add_argument("--test-fraction", type=float, default=0.1, help="default 0.1")
+    parser.add_argument("--test-fraction", type=finite_float, default=0.1, help="default 0.1")
     parser.add_argument("--seed", type=int, default=0, help="default 0")
     parser.add_argument("--num-threads", type=int, default=None, help="interpreter threads")
-    parser.add_argument("--metrics-json", type=Path, help="write the run's metrics here")
+    parser.add_argument(
+        "--metrics-json",
+        type=user_path,
+        help="write the run's metrics here (through a symbolic link, to its target)",
+    )
+    logs.add_log_level_argument(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        logs.setup_logging(PROGRAM, logs.log_level(args.log_level))
+        # Checked before minutes of work: a folder, FIFO or device is refused.
+        metrics_path = writable_target(args.metrics_json, "metrics") if args.metrics_json else None
         metrics = run(args)
     except (UserError, ModelError, ValueError, OSError) as error:
         return fail(PROGRAM, _one_line(error))
     except KeyboardInterrupt:
         return fail(PROGRAM, "interrupted; nothing was written")
-    if args.metrics_json:
+    if metrics_path is not None:
         try:
-            atomic_write(args.metrics_json, json.dumps(metrics, indent=2).encode() + b"\n")
+            # Written to the target of a symbolic link, so the link stays a link.
+            atomic_write(metrics_path, json.dumps(metrics, indent=2).encode() + b"\n")
         except OSError as error:
-            return fail(PROGRAM, f"cannot write {args.metrics_json}: {error.strerror}")
+            return fail(PROGRAM, f"cannot write {args.metrics_json}: {error.strerror or error}")
     return 0
 
 

@@ -19,11 +19,11 @@ import math
 import os
 import struct
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from kiosk.learn.quantize import QuantParams, quantize, uint8_range_params
+from kiosk.safe_io import MAX_MODEL_BYTES, read_regular_file
 
 try:
     import flatbuffers
@@ -59,6 +59,10 @@ _PLACEHOLDER_FOR_GREATER_OP_CODES = 127
 # The schema asks for Buffer.data to start on a 16-byte boundary (force_align: 16);
 # the generated Python packer ignores that attribute, so the head writer restores it.
 _BUFFER_ALIGNMENT = 16
+# Embeddings are hundreds to a few thousand long (MobileNet 1024/1280, ResNet
+# 2048); a corrupt shape can claim billions, and a head for it would be
+# allocated before anything else fails.
+MAX_FEATURE_DIM = 1 << 16
 # Flatbuffers use 32-bit offsets; keep clear of the 2 GiB limit.
 _MAX_FLATBUFFER_BYTES = 2**31 - 2**20
 
@@ -113,17 +117,11 @@ def read_model_bytes(path: str | os.PathLike[str]) -> bytes:
     """Reads a model file.
 
     Raises:
-        ValueError: if the path does not exist, is a directory or cannot be read.
+        ValueError: if the path does not exist, is a directory, a FIFO or a device,
+            is larger than ``MAX_MODEL_BYTES``, or cannot be read.
     """
-    p = Path(path)
-    if p.is_dir():
-        raise ValueError(f"model path {p} is a directory, not a .tflite file")
-    try:
-        return p.read_bytes()
-    except FileNotFoundError:
-        raise ValueError(f"model file {p} does not exist") from None
-    except OSError as exc:
-        raise ValueError(f"cannot read model file {p}: {exc.strerror or exc}") from exc
+    # FileRefused is a ValueError; it refuses FIFOs and devices before opening them.
+    return read_regular_file(path, MAX_MODEL_BYTES, "model file")
 
 
 def inspect_extractor(model: bytes) -> ExtractorInfo:
@@ -244,6 +242,11 @@ def _extractor_info(model_t: _schema.ModelT) -> ExtractorInfo:
         raise ValueError(
             f"the extractor output {output_name} has shape {list(output_shape)}; expected "
             "one feature vector such as [1, D] or [1, 1, 1, D]"
+        )
+    if output_shape[-1] > MAX_FEATURE_DIM:
+        raise ValueError(
+            f"the extractor output {output_name} claims {output_shape[-1]} features, more than "
+            f"any embedding ({MAX_FEATURE_DIM}); the model is damaged"
         )
 
     input_tensor = _tensor_at(subgraph, inputs[0], "input")

@@ -63,13 +63,10 @@ DATA_DIR_ENV = "KIOSK_DATA_DIR"
 
 
 def default_data_dir(environ: dict[str, str] | None = None) -> Path:
-    """``$KIOSK_DATA_DIR``, else the platform's user data folder for kiosk."""
-    environ = dict(os.environ) if environ is None else environ
-    if environ.get(DATA_DIR_ENV):
-        return Path(environ[DATA_DIR_ENV]).expanduser()
-    import platformdirs
+    """``$KIOSK_DATA_DIR``, else the platform's user data folder for kiosk (``kiosk.logs``)."""
+    from kiosk.logs import data_dir
 
-    return Path(platformdirs.user_data_dir("kiosk"))
+    return data_dir(environ)
 
 
 def default_autosave_dir(environ: dict[str, str] | None = None) -> Path:

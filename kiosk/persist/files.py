@@ -15,6 +15,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from kiosk import safe_io
 from kiosk.atomic import atomic_write
 
 __all__ = [
@@ -66,23 +67,13 @@ class OtherModelError(ProjectError):
 def check_regular_file(path: Path, max_bytes: int, label: str | None = None) -> int:
     """The size of ``path`` if it is a regular file of at most ``max_bytes``, else ProjectError.
 
-    Special files (FIFOs, devices, sockets) are refused before anything opens them.
+    Special files (FIFOs, devices, sockets) are refused before anything opens
+    them (``kiosk.safe_io``); the message names the file.
     """
-    label = label or path.name
     try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise ProjectError(f"{label} is missing") from None
-    except OSError as error:
-        raise ProjectError(f"{label} cannot be read: {error.strerror or error}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise ProjectError(f"{label} is not a regular file")
-    if info.st_size > max_bytes:
-        raise ProjectError(
-            f"{label} is {info.st_size / 2**20:.0f} MiB, more than this kiosk reads "
-            f"({max_bytes / 2**20:.0f} MiB)"
-        )
-    return int(info.st_size)
+        return int(safe_io.check_regular_file(path, max_bytes, label or path.name).st_size)
+    except safe_io.FileRefused as error:
+        raise ProjectError(str(error)) from None
 
 
 def read_json(path: Path, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,12 +25,11 @@ from kiosk.dataset import IMAGE_SUFFIXES, read_rgb
 from kiosk.persist.files import ProjectError
 from kiosk.session import TeachingSession
 from kiosk.store import (
-    MAX_NAME_LENGTH,
     Sample,
     StoreFullError,
     class_name_key,
+    clean_class_name,
     frozen_sample,
-    normalize_class_name,
 )
 
 __all__ = [
@@ -73,16 +71,8 @@ class ImportReport:
 
 
 def class_name_from_folder(folder_name: str) -> str:
-    """A usable class name for a folder name (control characters become spaces)."""
-    try:
-        return normalize_class_name(folder_name)
-    except ValueError:
-        cleaned = "".join(
-            " " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs") else ch
-            for ch in folder_name
-        )
-        cleaned = " ".join(cleaned.split())[:MAX_NAME_LENGTH] or "Imported"
-        return normalize_class_name(cleaned)
+    """A usable class name for a folder name (``kiosk.store.clean_class_name``)."""
+    return clean_class_name(folder_name, "Imported")
 
 
 def import_image_folder(

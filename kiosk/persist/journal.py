@@ -62,12 +62,13 @@ from kiosk.persist.records import (
 from kiosk.session import SessionContents
 from kiosk.store import (
     MAX_CLASSES,
+    MAX_NAME_LENGTH,
     ClassRecord,
     EmbeddingStore,
     Sample,
     class_name_key,
+    clean_class_name,
     frozen_sample,
-    normalize_class_name,
 )
 
 __all__ = [
@@ -226,27 +227,31 @@ def _read_state(folder: Path) -> dict[str, Any]:
 
 
 def _classes(state: Mapping[str, Any], where: Path) -> list[tuple[int, str]]:
+    """(id, name) of every class. A name this version no longer accepts (an invisible
+    character...) is cleaned, and made unique, rather than losing the journal."""
     raw = state.get("classes")
     if not isinstance(raw, list):
         raise ProjectError(f"{where}: 'classes' is not a list")
     if len(raw) > MAX_CLASSES:
         raise ProjectError(f"{where} lists {len(raw)} classes; a kiosk holds at most {MAX_CLASSES}")
     classes, ids, keys = [], set(), set()
-    for entry in raw:
+    for number, entry in enumerate(raw, start=1):
         if not isinstance(entry, dict):
             raise ProjectError(f"{where}: a class entry is not an object")
         class_id, name = entry.get("id"), entry.get("name")
         if isinstance(class_id, bool) or not isinstance(class_id, int) or class_id < 0:
             raise ProjectError(f"{where}: a class id is not a non-negative integer")
-        try:
-            text = normalize_class_name(name)
-        except ValueError as error:
-            raise ProjectError(f"{where}: a class name is unusable: {error}") from None
-        key = class_name_key(text)
-        if class_id in ids or key in keys:
-            raise ProjectError(f"{where}: two classes have the same id or name")
+        if not isinstance(name, str):
+            raise ProjectError(f"{where}: a class name is not text")
+        text = clean_class_name(name, f"Class {number}")
+        base, copy = text, 2
+        while class_name_key(text) in keys:
+            text = f"{base[: MAX_NAME_LENGTH - 5]} ({copy})"
+            copy += 1
+        if class_id in ids:
+            raise ProjectError(f"{where}: two classes have the same id")
         ids.add(class_id)
-        keys.add(key)
+        keys.add(class_name_key(text))
         classes.append((class_id, text))
     return classes
 

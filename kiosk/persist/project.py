@@ -1,6 +1,6 @@
 """Projects: a session saved to a folder as a compacted journal, and opened again.
 
-A project folder is a journal (``kiosk.persist.journal``, written by ``kiosk.persist.writer``) with role "project"
+A project folder is a journal (``kiosk.persist.journal``) with role "project"
 and one segment: the same format and the same reader as the autosave. Saving
 streams the samples from memory into the segment (never a second copy of the
 store), writes the head, then replaces ``journal.json`` atomically, then

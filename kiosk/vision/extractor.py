@@ -16,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 
-from kiosk.vision import runtime
+from kiosk.vision import model_check, runtime
 from kiosk.vision.preprocess import preprocess
 
 EdgeTpuChoice = Literal["auto"] | bool
@@ -43,18 +43,21 @@ class EmbeddingExtractor:
         """Load and check the model.
 
         Args:
-            model_path: a uint8 embedding extractor ``.tflite``.
+            model_path: a uint8 embedding extractor ``.tflite``, or the name of
+                a model ``kiosk-models fetch`` installs (with or without
+                ``.tflite``), found as ``kiosk-models where`` finds it.
             num_threads: CPU threads; ``None`` uses every core.
             edgetpu: ``"auto"`` runs ``_edgetpu`` models on the Edge TPU and others
                 on the CPU; ``True`` requires an Edge TPU; ``False`` forces the CPU.
 
         Raises:
-            ValueError: the file is missing or not a usable extractor, or it needs
-                an Edge TPU that is not there (the message names the CPU model).
+            ValueError: the file is missing or not a usable extractor (a full
+                classifier is refused with a pointer to ``kiosk-extractor``), or
+                it needs an Edge TPU that is not there (the message names the CPU model).
         """
         if edgetpu not in ("auto", True, False):
             raise ValueError(f"edgetpu must be 'auto', True or False, not {edgetpu!r}")
-        self.model_path = Path(model_path)
+        self.model_path = _resolve(model_path)
         content = runtime.read_model(self.model_path)[1]
         self.sha256 = hashlib.sha256(content).hexdigest()
         compiled = runtime.is_edgetpu_model(content)
@@ -76,6 +79,14 @@ class EmbeddingExtractor:
             content, num_threads=num_threads, edgetpu=self.on_edgetpu, name=self.model_path.name
         )
         self._input, self._output = _check_extractor_io(self._interpreter, self.model_path.name)
+        classes = model_check.classifier_classes(content)
+        if classes is not None:
+            # Its output would "work" as a 1001-d embedding and train a poor head.
+            raise ValueError(
+                f"{self.model_path.name} is a full classifier ({classes} class scores after a "
+                "softmax), not an embedding extractor: cut its head off with "
+                f"`kiosk-extractor {self.model_path}` and use the file it writes"
+            )
         _, height, width, _ = self._input["shape"]
         self.input_size: tuple[int, int] = (int(width), int(height))
         self.feature_dim = int(np.prod(self._output["shape"][1:]))
@@ -138,6 +149,20 @@ class EmbeddingExtractor:
         if not rows:
             return np.zeros((0, self.feature_dim), np.float32)
         return np.stack(rows)
+
+
+def _resolve(model: str | os.PathLike[str]) -> Path:
+    """A path as given, or a bare model name looked up in the model folders (``kiosk.models``)."""
+    path = Path(model)
+    if path.exists() or len(path.parts) != 1:
+        return path
+    from kiosk.models import ModelError, find, resolve_model  # only for names: no cycle at import
+
+    try:
+        find(path.name)  # a manifest name or file name
+    except ModelError:
+        return path  # neither a file nor a known name: read_model says "not found"
+    return resolve_model(str(model))
 
 
 def _check_extractor_io(interpreter: object, name: str) -> tuple[dict, dict]:

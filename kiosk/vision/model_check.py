@@ -173,3 +173,31 @@ def _check(content: bytes) -> None:
                         raise _Corrupt(
                             f"operator {o} {name} {k} refers to tensor {value} of {num_tensors}"
                         )
+
+
+def classifier_classes(content: bytes) -> int | None:
+    """How many classes a full classifier scores, or None when the model is not one.
+
+    A classifier's (first subgraph's) output is made by a SOFTMAX op: MobileNet
+    ends ``logits -> [reshape] -> softmax -> [1, 1001]``. An embedding extractor
+    ends at the pooled features instead. Call after ``check_model_structure``.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    root = schema.Model.GetRootAs(content, 0)
+    subgraph = root.Subgraphs(0)
+    if subgraph is None or subgraph.OutputsLength() != 1:
+        return None
+    output = int(subgraph.Outputs(0))
+    for o in range(subgraph.OperatorsLength()):
+        operator = subgraph.Operators(o)
+        if operator is None or output not in operator.OutputsAsNumpy().tolist():
+            continue
+        code = root.OperatorCodes(int(operator.OpcodeIndex()))
+        builtin = max(int(code.BuiltinCode()), int(code.DeprecatedBuiltinCode()))
+        if builtin != schema.BuiltinOperator.SOFTMAX:
+            return None
+        tensor = subgraph.Tensors(output)
+        shape = [int(tensor.Shape(k)) for k in range(tensor.ShapeLength())]
+        return math.prod(shape[1:]) if len(shape) > 1 else (shape[0] if shape else None)
+    return None

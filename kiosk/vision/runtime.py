@@ -19,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from kiosk.safe_io import MAX_MODEL_BYTES, read_regular_file
 from kiosk.vision.model_check import check_model_structure
 
 EDGETPU_CUSTOM_OP = b"edgetpu-custom-op"
@@ -38,7 +39,8 @@ class RuntimeMissingError(ImportError):
 def interpreter_module() -> ModuleType:
     """The module that provides ``Interpreter`` and ``load_delegate``.
 
-    LiteRT first; ``tflite_runtime`` only when LiteRT is absent.
+    LiteRT first; ``tflite_runtime`` only when LiteRT is absent, and only
+    under numpy < 2 (``RuntimeMissingError`` says so otherwise).
     """
     try:
         from ai_edge_litert import interpreter as litert
@@ -52,6 +54,15 @@ def interpreter_module() -> ModuleType:
         raise RuntimeMissingError(
             "no TFLite runtime is installed: run `pip install ai-edge-litert`"
         ) from None
+    import numpy
+
+    if int(numpy.__version__.split(".")[0]) >= 2:
+        # tflite-runtime 2.14, its last release, was built against numpy 1: under
+        # numpy 2 it fails on every model with an error that does not say why.
+        raise RuntimeMissingError(
+            f"tflite-runtime needs numpy < 2 (this is numpy {numpy.__version__}): "
+            "run `pip install ai-edge-litert`, which works with numpy 2"
+        )
     return tflite_runtime
 
 
@@ -155,20 +166,17 @@ def read_model(model: str | os.PathLike[str] | bytes) -> tuple[str, bytes]:
     """(a name for messages, the model's bytes), checked to be a TFLite flatbuffer.
 
     Raises:
-        ValueError: missing, unreadable, or not a TFLite file.
+        ValueError: missing, unreadable, special (FIFO, device), larger than
+            ``MAX_MODEL_BYTES``, or not a TFLite file.
     """
     if isinstance(model, (bytes, bytearray, memoryview)):
         label, content = "the model", bytes(model)
     else:
         path = Path(model)
-        if not path.exists():
+        if not os.path.lexists(path):
             raise ValueError(f"model file not found: {path}")
-        if path.is_dir():
-            raise ValueError(f"{path} is a folder, not a .tflite model file")
-        try:
-            label, content = str(path), path.read_bytes()
-        except OSError as error:
-            raise ValueError(f"cannot read model {path}: {error.strerror}") from None
+        # FileRefused is a ValueError: a FIFO, a device or a 3 GB file, in one line.
+        label, content = str(path), read_regular_file(path, MAX_MODEL_BYTES, "model file")
     # Every TFLite flatbuffer carries the file identifier "TFL3" at bytes 4..8.
     if len(content) < 8 or content[4:8] != b"TFL3":
         raise ValueError(f"{label} is not a TFLite model (no TFL3 file identifier)")

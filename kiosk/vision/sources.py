@@ -23,8 +23,9 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from kiosk.safe_io import FileRefused, expand_user
 from kiosk.vision.demo import OBJECT_NAMES, DemoScene
-from kiosk.vision.image_io import IMAGE_SUFFIXES, read_rgb
+from kiosk.vision.image_io import IMAGE_SUFFIXES, ImageError, read_image
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -287,7 +288,10 @@ class ImageFolderSource(FrameSource):
 
     Files that are not images or fail to decode are skipped (and remembered in
     ``skipped``). Images are decoded as they are shown, so a big folder costs
-    no memory up front.
+    no memory up front. A refused file is not tried again when the source is
+    reopened (the grabber retries a failed source every few seconds) unless it
+    changed: a broken file costs one decode, and the decoder's own complaints
+    (libpng writes to stderr) appear once, not on every retry.
     """
 
     def __init__(self, path: str | os.PathLike[str], fps: float | None = 1.0) -> None:
@@ -302,6 +306,8 @@ class ImageFolderSource(FrameSource):
         self._files: list[Path] = []
         self._position = 0
         self.skipped: list[Path] = []
+        # path -> (modification time, size) when it was refused, and why.
+        self._refused: dict[Path, tuple[tuple[int, int], str]] = {}
 
     def describe(self) -> str:
         return f"folder {self.path.name or self.path}"
@@ -324,10 +330,22 @@ class ImageFolderSource(FrameSource):
         )
         if not files:
             raise SourceError(f"Folder {self.path} has no images")
-        self._files = files
+        refused = [p for p in files if self._still_refused(p)]
+        if len(refused) == len(files):
+            raise self._unreadable(self._refused[refused[-1]][1])
+        self._files = [p for p in files if p not in refused]
         self._position = 0
-        self.skipped = []
+        self.skipped = refused
         self._pacer.reset()
+
+    def _still_refused(self, path: Path) -> bool:
+        entry = self._refused.get(path)
+        return entry is not None and entry[0] == _signature(path)
+
+    def _unreadable(self, reason: str) -> SourceError:
+        return SourceError(
+            f"Folder {self.path} has no readable images" + (f" (last: {reason})" if reason else "")
+        )
 
     def read(self) -> np.ndarray | None:
         if not self._files:
@@ -336,10 +354,17 @@ class ImageFolderSource(FrameSource):
             return None
         # Try each remaining file at most once per call: a folder of nothing but
         # broken files must fail rather than spin.
+        reason = ""
         for _ in range(len(self._files)):
             path = self._files[self._position]
-            frame = read_rgb(path)
-            if frame is not None:
+            try:
+                frame = read_image(path)
+            except ImageError as error:
+                # Skipped until the file changes: one line at most, never the
+                # decoder's own text on every cycle.
+                reason = str(error)
+                self._refused[path] = (_signature(path), reason)
+            else:
                 self._position = (self._position + 1) % len(self._files)
                 return frame
             self.skipped.append(path)
@@ -347,10 +372,19 @@ class ImageFolderSource(FrameSource):
             if not self._files:
                 break
             self._position %= len(self._files)
-        raise SourceError(f"Folder {self.path} has no readable images")
+        raise self._unreadable(reason)
 
     def close(self) -> None:
         self._files = []
+
+
+def _signature(path: Path) -> tuple[int, int]:
+    """(modification time in ns, size): what changes when a file is replaced or fixed."""
+    try:
+        info = path.stat()
+    except OSError:
+        return (-1, -1)
+    return (info.st_mtime_ns, info.st_size)
 
 
 class DemoSource(FrameSource):
@@ -494,9 +528,17 @@ def open_source(spec: str) -> FrameSource:
     text = spec.strip()
     if text.lower() == "demo":
         return DemoSource()
-    if text.isdigit():
+    if text.isdigit() and text.isascii():
         return CameraSource(int(text))
-    path = Path(text).expanduser()
+    try:
+        path = expand_user(text, "frame source")
+    except FileRefused as error:
+        raise SourceError(str(error)) from None
+    if text.isdigit() and not path.exists():
+        # "²" or "٣" pass str.isdigit(); a camera number is written 0-9.
+        raise SourceError(
+            f"Unknown frame source {spec!r}: a camera number is written with the digits 0-9"
+        )
     if text and path.is_dir():
         return ImageFolderSource(path)
     if text and path.is_file():

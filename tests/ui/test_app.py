@@ -1,61 +1,14 @@
-"""The ``kiosk`` command line: version, arguments, clear errors, no Qt in the core."""
+"""The window's start: settings reach build(), the burst rate, the icon.
+
+The ``kiosk`` command's arguments and checks before the window are tested in
+tests/test_kiosk_cli.py, without Qt.
+"""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from kiosk import __version__
-from kiosk.ui.app import main, parse_args
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def test_version(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--version"])
-    assert exit_info.value.code == 0
-    assert capsys.readouterr().out.strip() == f"kiosk {__version__}"
-
-
-def test_arguments():
-    args = parse_args(["--source", "demo", "--fullscreen", "--output", "out", "--threads", "2"])
-    assert (args.source, args.fullscreen, args.output, args.threads) == ("demo", True, "out", 2)
-    assert parse_args([]).source == "0"
-
-
-def test_missing_model_is_one_line_and_exit_2(capsys, tmp_path):
-    assert main(["--model", str(tmp_path / "nope.tflite"), "--source", "demo"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("kiosk: ") and "\n" not in err
-    assert "nope.tflite" in err
-
-
-def test_broken_model_is_one_line_and_exit_2(capsys, broken_model_path):
-    assert main(["--model", str(broken_model_path), "--source", "demo"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("kiosk: ") and "\n" not in err
-
-
-def test_unknown_source_is_one_line_and_exit_2(capsys, cpu_extractor_path, tmp_path):
-    assert main(["--model", str(cpu_extractor_path), "--source", str(tmp_path / "nothing")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert "Unknown frame source" in err and "\n" not in err
-
-
-def test_python_dash_m_kiosk():
-    done = subprocess.run(
-        [sys.executable, "-m", "kiosk", "--version"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0
-    assert done.stdout.strip() == f"kiosk {__version__}"
+from kiosk.cli import kiosk as cli
 
 
 def test_settings_reach_the_kiosk(monkeypatch, tmp_path):
@@ -78,10 +31,10 @@ def test_settings_reach_the_kiosk(monkeypatch, tmp_path):
         seen.update(kwargs)
         raise Built
 
-    monkeypatch.setattr(app, "load_core", lambda args: (None, None))
+    monkeypatch.setattr(cli, "load_core", lambda args: (None, None))
     monkeypatch.setattr(app, "build", fake_build)
     with pytest.raises(Built):
-        main(["--config", str(path), "--reg", "0.5"])
+        cli.main(["--config", str(path), "--reg", "0.5"])
     assert seen["output"] == str(tmp_path / "out") and seen["fullscreen"] is True
     assert seen["burst_hz"] == 4.0 and seen["unlock_seconds"] == 20.0
     assert seen["pin_hash"] == pin_hash

@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kiosk.cli import kiosk as cli
+from kiosk.cli.kiosk import CPU_FALLBACK_MESSAGE, load_extractor
 from kiosk.ui import app, dialogs
-from kiosk.ui.app import CPU_FALLBACK_MESSAGE, build, load_extractor
+from kiosk.ui.app import build
 from kiosk.vision import runtime
 from kiosk.vision.sources import DemoSource
 from tests.fakes import picture
@@ -94,7 +96,7 @@ def test_main_passes_the_note_to_the_window(monkeypatch, tmp_path, model_folder)
     monkeypatch.setattr(app, "build", fake_build)
     model = model_folder / "mobilenet_v1_1.0_224_quant_embedding_extractor_edgetpu.tflite"
     with pytest.raises(Built):
-        app.main(["--config", str(config), "--model", str(model), "--source", "demo"])
+        cli.main(["--config", str(config), "--model", str(model), "--source", "demo"])
     assert seen["model_note"] == CPU_FALLBACK_MESSAGE
     assert seen["extractor"].model_path.name == runtime.cpu_twin_name(model)
 
