@@ -180,8 +180,8 @@ class Autosaver:
             return self._restore_legacy()
         except OtherModelError:
             raise
-        except (ProjectError, OSError, ValueError) as error:
-            problem = str(error) or type(error).__name__
+        except Exception as error:  # damaged in a way nobody foresaw: never a crash loop
+            problem = " ".join(str(error).split()) or type(error).__name__
             log.warning("autosave in %s is damaged: %s", self.folder, problem)
             moved = self._move_aside("damaged")
             return RestoreReport(0, 0, False, moved_to=moved, note=problem)

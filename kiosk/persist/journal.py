@@ -97,6 +97,12 @@ OUR_FILE = re.compile(r"^(seg|head)-\d{8,}\.npz$")
 OUR_TEMP = re.compile(r"^\.(journal\.json|(seg|head)-\d{8,}\.npz)\..+\.tmp$")
 # Anything bigger is not a kiosk file (the largest store a config allows is 64 GiB).
 MAX_FILE_BYTES = 80 * 2**30
+# Ids and counts beyond this are not ours (and would not fit numpy's int64).
+MAX_ID = 2**62
+# The longest embedding a journal may hold.
+MAX_FEATURE_DIM = 1 << 16
+# Thumbnails are written 96 pixels square; anything far bigger is not one of ours.
+MAX_THUMBNAIL_SIDE = 512
 # A state record may name at most this many segments (compaction keeps them to dozens).
 MAX_SEGMENT_FILES = 1024
 # A state record may list at most this many removed ranges (a compaction comes first).
@@ -223,6 +229,23 @@ def _read_state(folder: Path) -> dict[str, Any]:
         )
     if state.get("role") not in ROLES:
         raise ProjectError(f"{folder / STATE}: unknown role {state.get('role')!r}")
+    kinds = {
+        "extractor": dict,
+        "classes": list,
+        "segments": list,
+        "removed": list,
+        "next_ids": list,
+        "head": (dict, type(None)),
+    }
+    for key, kind in kinds.items():
+        if key in state and not isinstance(state[key], kind):
+            raise ProjectError(f"{folder / STATE}: '{key}' has the wrong type")
+    for key in ("extractor", "classes", "segments"):
+        if key not in state:
+            raise ProjectError(f"{folder / STATE} has no '{key}'")
+    dim = state["extractor"].get("feature_dim")
+    if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= MAX_FEATURE_DIM:
+        raise ProjectError(f"{folder / STATE}: the feature size {dim!r} is not sane")
     return state
 
 
@@ -239,7 +262,11 @@ def _classes(state: Mapping[str, Any], where: Path) -> list[tuple[int, str]]:
         if not isinstance(entry, dict):
             raise ProjectError(f"{where}: a class entry is not an object")
         class_id, name = entry.get("id"), entry.get("name")
-        if isinstance(class_id, bool) or not isinstance(class_id, int) or class_id < 0:
+        if (
+            isinstance(class_id, bool)
+            or not isinstance(class_id, int)
+            or not 0 <= class_id < MAX_ID
+        ):
             raise ProjectError(f"{where}: a class id is not a non-negative integer")
         if not isinstance(name, str):
             raise ProjectError(f"{where}: a class name is not text")
@@ -267,7 +294,7 @@ def _segment_names(state: Mapping[str, Any], where: Path) -> list[tuple[str, int
         name, rows = entry.get("file"), entry.get("rows")
         if not isinstance(name, str) or not OUR_FILE.match(name) or not name.startswith("seg-"):
             raise ProjectError(f"{where} names a bad segment {name!r}")
-        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+        if isinstance(rows, bool) or not isinstance(rows, int) or not 0 <= rows < MAX_ID:
             raise ProjectError(f"{where}: segment {name} has no row count")
         names.append((name, rows))
     if len({n for n, _ in names}) != len(names):
@@ -285,7 +312,7 @@ def _removed_ids(state: Mapping[str, Any], where: Path) -> set[int]:
             not isinstance(pair, list)
             or len(pair) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
-            or not 0 <= pair[0] < pair[1]
+            or not 0 <= pair[0] < pair[1] < MAX_ID
             or pair[1] - pair[0] > 10_000_000
         ):
             raise ProjectError(f"{where}: a removed range is wrong")
@@ -316,7 +343,11 @@ def _read_index(folder: Path, name: str, rows: int, feature_dim: int) -> _Index:
         raise ProjectError(
             f"{name}: embeddings have {embeddings[1:]} values, this model makes {feature_dim}"
         )
-    if thumbnails[3:] != (3,) or 0 in thumbnails[1:3] or thumbnails[0] != embeddings[0]:
+    if (
+        thumbnails[3:] != (3,)
+        or not all(0 < side <= MAX_THUMBNAIL_SIDE for side in thumbnails[1:3])
+        or thumbnails[0] != embeddings[0]
+    ):
         raise ProjectError(f"{name}: thumbnails have shape {thumbnails}, expected (N,h,w,3)")
     small = read_npz(
         path,
@@ -500,9 +531,7 @@ def read_journal(
     folder = Path(folder)
     where = folder / STATE
     state = _read_state(folder)
-    facts = state.get("extractor")
-    if not isinstance(facts, dict) or not isinstance(facts.get("feature_dim"), int):
-        raise ProjectError(f"{where}: the extractor entry is wrong")
+    facts = state["extractor"]
     if not any_model and not same_extractor(facts, extractor):
         raise OtherModelError(
             f"The samples were made by the model {facts.get('name')!r} "
@@ -511,8 +540,6 @@ def read_journal(
             str(facts.get("name") or ""),
         )
     feature_dim = int(facts["feature_dim"])
-    if not 1 <= feature_dim <= 1 << 16:
-        raise ProjectError(f"{where}: feature size {feature_dim} is not sane")
     classes = _classes(state, where)
     segments = _segment_names(state, where)
     removed = _removed_ids(state, where)
@@ -550,7 +577,9 @@ def read_journal(
     if not (
         isinstance(next_ids, list)
         and len(next_ids) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in next_ids)
+        and all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v < MAX_ID for v in next_ids
+        )
     ):
         next_ids = [0, 0]
     last_sample = max(seen, default=-1)
@@ -571,7 +600,10 @@ def read_journal(
         segments={index.name: index.ids for index in indexes},
         removed=frozenset(removed & seen),
         held_ids=held_ids,
-        counter=max([_number(n) for n, _ in segments] + [_number((entry or {}).get("file", ""))]),
+        counter=max(
+            [_number(n) for n, _ in segments]
+            + [_number(head_entry["file"]) if head_entry is not None else 0]
+        ),
         head_entry=head_entry,
     )
 
@@ -596,9 +628,7 @@ def has_all_images(folder: str | Path) -> bool:
     folder = Path(folder)
     state = _read_state(folder)
     where = folder / STATE
-    feature_dim = state.get("extractor", {}).get("feature_dim")
-    if not isinstance(feature_dim, int):
-        raise ProjectError(f"{where}: the extractor entry is wrong")
+    feature_dim = int(state["extractor"]["feature_dim"])
     removed = _removed_ids(state, where)
     for name, rows in _segment_names(state, where):
         index = _read_index(folder, name, rows, feature_dim)
@@ -623,7 +653,7 @@ def read_summary(folder: str | Path) -> JournalSummary:
         class_names=tuple(name for _, name in classes),
         num_samples=sum(rows for _, rows in segments) - len(_removed_ids(state, where)),
         has_head=state.get("head") is not None,
-        extractor=dict(state.get("extractor") or {}),
+        extractor=dict(state["extractor"]),
     )
 
 

@@ -268,7 +268,31 @@ def open_project(
         ProjectError: not a project, damaged, beyond the limits, or made by
             another model (without ``reembed``).
     """
-    folder = Path(folder).expanduser()
+    try:
+        return _open_project(
+            Path(folder).expanduser(), extractor, limits, default_settings, reembed
+        )
+    except ProjectError:
+        raise
+    except (
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        OverflowError,
+        RecursionError,
+    ) as error:
+        # Damaged in a way the checks did not foresee: still one line, still nothing changed.
+        raise ProjectError(f"{folder} is damaged: {error}") from None
+
+
+def _open_project(
+    folder: Path,
+    extractor: Any,
+    limits: Limits | None,
+    default_settings: TrainingSettings | None,
+    reembed: bool,
+) -> SessionContents:
     if not folder.is_dir():
         raise ProjectError(f"{folder} is not a project folder")
     defaults = default_settings or TrainingSettings()

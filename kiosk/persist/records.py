@@ -382,7 +382,7 @@ def read_head(
             confidence_threshold=None if threshold is None else _unit(threshold),
             mirrored_counts=mirrored if len(mirrored) == c else (0,) * c,
         )
-    except (KeyError, TypeError, ValueError, IndexError) as error:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as error:
         if isinstance(error, ProjectError):
             raise
         raise ProjectError(f"{path.name}: the head is incomplete or wrong: {error}") from None
