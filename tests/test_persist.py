@@ -572,3 +572,32 @@ def test_contents_are_values() -> None:
     contents = taught(["a", "b"], per_class=1).contents()
     with pytest.raises(dataclasses.FrozenInstanceError):
         contents.head = None  # type: ignore[misc]
+
+
+def test_an_undo_while_a_flush_writes_is_not_lost(tmp_path: Path, monkeypatch) -> None:
+    import threading
+
+    session = taught(["a", "b"], per_class=2, train=False)
+    saver = Autosaver(session, tmp_path / "a")
+    saver.start()
+    assert saver.flush()
+    session.capture(0, picture(500))  # pending: the next flush writes it
+    real = writer_module.write_json
+    started = threading.Event()
+    undoer: list[threading.Thread] = []
+
+    def write_while_undoing(*args, **kwargs):
+        if not undoer:  # another thread takes the capture back while the state is written
+            thread = threading.Thread(target=lambda: (started.set(), session.undo()))
+            undoer.append(thread)
+            thread.start()
+            assert started.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(writer_module, "write_json", write_while_undoing)
+    assert saver.flush()
+    undoer[0].join(10)
+    monkeypatch.setattr(writer_module, "write_json", real)
+    saver.close()
+    assert session.store.counts() == [2, 2]
+    assert restored(tmp_path / "a")[0].store.counts() == [2, 2]

@@ -79,7 +79,7 @@ class JournalWriter:
         self.role = role
         self.file_mode = file_mode
         self.dirty = threading.Event()
-        self._lock = threading.Lock()  # the structures below
+        self._lock = threading.RLock()  # the structures below
         self._write_lock = threading.Lock()  # one state record written at a time
         self._segments: dict[str, np.ndarray] = {}  # name -> ids, in file order
         self._on_disk: set[int] = set()
@@ -220,19 +220,19 @@ class JournalWriter:
             except BaseException:
                 self._give_back()
                 raise
+            # Decided, written and adopted under the lock: a change that arrives meanwhile
+            # waits for this small write, so no removal or undo falls between the two.
             with self._lock:
                 segments = {} if rewrite else dict(self._segments)
-                removed = set() if rewrite else set(self._removed)
                 if segment is not None:
                     segments[segment] = np.array([s.id for s in batch], np.int64)
-                removed |= self._removed_in_flight
-                state = self._state(segments, removed, written_head)
-            try:
-                write_json(self.folder / STATE, state, self.file_mode)
-            except BaseException:
-                self._give_back()
-                raise
-            with self._lock:
+                removed = (set() if rewrite else set(self._removed)) | self._removed_in_flight
+                try:
+                    write_json(self.folder / STATE, self._state(segments, removed, written_head),
+                               self.file_mode)  # fmt: skip
+                except BaseException:
+                    self._give_back()
+                    raise
                 old = set(self._segments)
                 self._segments = segments
                 self._on_disk = {int(i) for ids in segments.values() for i in ids}
@@ -316,20 +316,25 @@ class JournalWriter:
             self.file_mode,
         )
         kept = np.concatenate(kept_ids) if kept_ids else np.zeros(0, np.int64)
-        with self._write_lock:
-            with self._lock:
-                if self._rewrite:  # a load replaced everything meanwhile
-                    remove_quietly(self.folder / name)
-                    return False
-                segments = {name: kept}
-                segments.update((n, ids) for n, ids in self._segments.items() if n not in sources)
-                removed = self._removed - gone
-                state = self._state(segments, removed, self._head)
-            write_json(self.folder / STATE, state, self.file_mode)
-            with self._lock:
-                self._segments = segments
-                self._on_disk = {int(i) for ids in segments.values() for i in ids}
-                self._removed = removed
+        with self._write_lock, self._lock:
+            if self._rewrite:  # a load replaced everything meanwhile
+                remove_quietly(self.folder / name)
+                return False
+            segments = {name: kept}
+            segments.update((n, ids) for n, ids in self._segments.items() if n not in sources)
+            # Samples put back (undo) while the compaction ran are not in the new
+            # segment: they are written again by the next flush.
+            for sample_id in gone - self._removed:
+                sample = self.session.store.sample(sample_id)
+                if sample is not None:
+                    self._pending[sample_id] = sample
+            removed = self._removed - gone
+            write_json(self.folder / STATE, self._state(segments, removed, self._head),
+                       self.file_mode)  # fmt: skip
+            self._segments = segments
+            self._on_disk = {int(i) for ids in segments.values() for i in ids}
+            self._removed = removed
+        self.dirty.set()
         self._remove_unnamed(set(sources))
         return True
 
