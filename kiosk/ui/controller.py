@@ -74,6 +74,7 @@ class Snapshot:
     head_stale: bool
     capturing_class: int | None
     max_classes: int = MAX_CLASSES
+    can_redo: bool = False
 
     @property
     def busy(self) -> bool:
@@ -152,6 +153,8 @@ class Controller(QObject):
         self._source_error: str | None = None
         self._refresh_pending = False
         self._shut_down = False
+        self._recent_from = 0
+        self.reset_recent_work()  # what was restored at start is not a visitor's
 
         # Store listeners may run on the vision thread: re-emit through a queued
         # signal so every widget update happens here, on the GUI thread.
@@ -275,6 +278,7 @@ class Controller(QObject):
             has_head=has_head,
             head_stale=stale,
             capturing_class=self._capturing,
+            can_redo=not busy and state != AppState.CAPTURING and self.can_redo,
         )
 
     def _has_head(self) -> bool:
@@ -363,16 +367,61 @@ class Controller(QObject):
         self.session.store.clear_class(class_index)
         self._say(f"Cleared the samples of “{name}”")
 
-    def undo(self) -> None:
-        """Remove the most recent sample."""
+    def undo(self) -> bool:
+        """Take back the most recent change; returns whether something was undone.
+
+        The window asks the operator PIN first when ``undo_is_recent()`` is False.
+        """
+        # SEAM(issue 9): switch to the core's undo history (a burst is one step,
+        # Delete class and Clear samples come back); today: the newest sample.
         if not self.snapshot().can_undo:
-            return
+            self._say("Nothing to undo")
+            return False
         self._drop_pending_captures()
         undone = self.session.store.undo_last()
         if undone is None or undone is False:
             self._say("Nothing to undo")
-        else:
-            self._say("Removed the last sample")
+            return False
+        self._say("Removed the last sample")
+        return True
+
+    def redo(self) -> bool:
+        """Do again what Undo took back; returns whether something was redone."""
+        # SEAM(issue 9): the core's history redoes; the store alone cannot.
+        self._say("Nothing to redo")
+        return False
+
+    @property
+    def can_undo(self) -> bool:
+        return self.snapshot().can_undo
+
+    @property
+    def can_redo(self) -> bool:
+        # SEAM(issue 9): the core's history says.
+        return False
+
+    def undo_is_recent(self) -> bool:
+        """Whether Undo would take back the visitor's own work: made since the last Train or Save.
+
+        Older work (earlier visitors', a restored or opened session) is the operator's.
+        """
+        # SEAM(issue 9): ask the history's mark; today the step is the newest sample.
+        newest = max(
+            (s.id for samples in self.session.store.snapshot().samples for s in samples),
+            default=None,
+        )
+        return newest is not None and newest >= self._recent_from
+
+    def redo_is_recent(self) -> bool:
+        """Whether Redo would redo the visitor's own work (see ``undo_is_recent``)."""
+        # SEAM(issue 9): the history knows which step it would redo.
+        return True
+
+    def reset_recent_work(self) -> None:
+        """From now on only new work counts as the visitor's (after Train, Save, Open...)."""
+        # SEAM(issue 9): becomes a mark in the core's history.
+        ids = [s.id for samples in self.session.store.snapshot().samples for s in samples]
+        self._recent_from = max(ids, default=-1) + 1
 
     # -------------------------------------------------------------------- capture
     def begin_capture(self, class_index: int) -> None:
@@ -434,6 +483,7 @@ class Controller(QObject):
         self._trainer.done.connect(self._on_training_done)
         self._trainer.failed.connect(self._on_training_failed)
         self._set_state(AppState.TRAINING)
+        self.reset_recent_work()
         self._say("Training…", "busy")
         self.trainingStarted.emit()
         self._threads.start(
@@ -546,6 +596,7 @@ class Controller(QObject):
     @Slot(object)
     def _on_save_done(self, report: Any) -> None:
         self.last_save = report
+        self.reset_recent_work()
         self._set_state(self._resting_state())
         self._say(_save_summary(report), "ok")
         self.saveFinished.emit(report)
