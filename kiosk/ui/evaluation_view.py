@@ -85,6 +85,14 @@ class EvaluationView(QWidget):
         row = max(float(MIN_ROW), line + 4 * self.scale)
         return pad, float(line), row, 3 * self.scale
 
+    def _two_lines(self, width: float) -> bool:
+        """Whether rows put the name on a line of its own (a narrow panel, long names)."""
+        evaluation = self.evaluation
+        metrics = QFontMetrics(self._font(bold=True))
+        longest = max((metrics.horizontalAdvance(n) for n in evaluation.class_names), default=0)
+        fixed = metrics.horizontalAdvance("20") + 6 + metrics.horizontalAdvance("100%") + 4
+        return longest + fixed + 60 * self.scale + 12 > width
+
     def _matrix_side(self, width: int) -> float:
         count = self._count()
         pad, line, _, _ = self._metrics()
@@ -99,6 +107,8 @@ class EvaluationView(QWidget):
         if count == 0:
             return 80
         pad, line, row, gap = self._metrics()
+        if self._two_lines(width - 2 * pad):
+            row += line
         height = pad + line + 4 + count * (row + gap)
         if count > 1:
             height += 10 + line + 4 + line + self._matrix_side(width)
@@ -131,35 +141,54 @@ class EvaluationView(QWidget):
             painter.end()
             return
         pad, line, row, gap = self._metrics()
-        self.row_px = row
         width = self.width() - 2 * pad
-        painter.setFont(self._font(bold=True))
+        two_lines = self._two_lines(width)
+        self.row_px = row + line if two_lines else row
+        title = self._font(bold=True)
+        painter.setFont(title)
         painter.setPen(MUTED)
         left = Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft
+        elide = QFontMetrics(title).elidedText
         self._text(
-            painter, QRectF(pad, pad, width, line), left, "Accuracy per class (held-out samples)"
+            painter,
+            QRectF(pad, pad, width, line),
+            left,
+            elide("Accuracy per class", Qt.TextElideMode.ElideRight, int(width)),
         )
         y = pad + line + 4
-        y = self._paint_rows(painter, QRectF(pad, y, width, 0), row, gap)
+        y = self._paint_rows(painter, QRectF(pad, y, width, 0), row, gap, two_lines)
         if self._count() > 1:
             y += 10
-            painter.setFont(self._font(bold=True))
+            painter.setFont(title)
             painter.setPen(MUTED)
             self._text(
-                painter, QRectF(pad, y, width, line), left, "Which class was taken for which"
+                painter,
+                QRectF(pad, y, width, line),
+                left,
+                elide("Confusion matrix", Qt.TextElideMode.ElideRight, int(width)),
             )
             y += line + 4
             self._paint_matrix(painter, pad, y, self._matrix_side(self.width()), line)
         painter.end()
 
-    def _paint_rows(self, painter: QPainter, box: QRectF, row: float, gap: float) -> float:
-        """Paint the rows from ``box.top()``; returns the y below them."""
+    def _paint_rows(
+        self, painter: QPainter, box: QRectF, row: float, gap: float, two_lines: bool
+    ) -> float:
+        """Paint the rows from ``box.top()``; returns the y below them.
+
+        ``two_lines``: the number and name on one line, the bar and % under it.
+        """
         evaluation = self.evaluation
         font = self._font()
-        painter.setFont(font)
         metrics = QFontMetrics(font)
+        line = float(metrics.height())
         number_width = metrics.horizontalAdvance("20") + 6
-        name_width = min(box.width() * 0.45, 150 * self.scale)
+        if two_lines:
+            name_width = box.width()
+            bar_left = box.left() + number_width
+        else:
+            name_width = min(box.width() * 0.5, 180 * self.scale)
+            bar_left = box.left() + name_width + 4
         percent_width = metrics.horizontalAdvance("100%") + 4
         weakest = evaluation.weakest_class
         y = box.top()
@@ -167,25 +196,29 @@ class EvaluationView(QWidget):
             zip(evaluation.class_names, evaluation.per_class_accuracy, strict=True)
         ):
             color = class_color(self.class_indices[i] if i < len(self.class_indices) else i)
+            name_row = line if two_lines else row
             painter.setPen(color)
             font.setBold(True)
             painter.setFont(font)
             self._text(
                 painter,
-                QRectF(box.left(), y, number_width, row),
+                QRectF(box.left(), y, number_width, name_row),
                 Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
                 str(i + 1),
             )
-            label_box = QRectF(box.left() + number_width, y, name_width - number_width, row)
+            label_box = QRectF(box.left() + number_width, y, name_width - number_width, name_row)
             painter.setPen(TEXT)
             font.setBold(i == weakest and value is not None and value < 1.0)
             painter.setFont(font)
-            label = metrics.elidedText(name, Qt.TextElideMode.ElideRight, int(label_box.width()))
+            label = QFontMetrics(font).elidedText(
+                name, Qt.TextElideMode.ElideRight, int(label_box.width())
+            )
             self._text(painter, label_box, Qt.AlignmentFlag.AlignVCenter, label)
+            bar_y = y + line if two_lines else y
             track = QRectF(
-                box.left() + name_width + 4,
-                y + row * 0.2,
-                max(0.0, box.width() - name_width - percent_width - 8),
+                bar_left,
+                bar_y + row * 0.2,
+                max(0.0, box.right() - percent_width - 4 - bar_left),
                 row * 0.6,
             )
             painter.fillRect(track, TRACK)
@@ -197,11 +230,11 @@ class EvaluationView(QWidget):
             painter.setPen(accuracy_color(value))
             self._text(
                 painter,
-                QRectF(box.right() - percent_width, y, percent_width, row),
+                QRectF(box.right() - percent_width, bar_y, percent_width, row),
                 Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
                 "–" if value is None else f"{100 * value:.0f}%",
             )
-            y += row + gap
+            y += (row + line if two_lines else row) + gap
         return y
 
     def _paint_matrix(self, painter: QPainter, left: float, top: float, side: float, line: float):
