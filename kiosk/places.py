@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import stat
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
@@ -263,6 +264,25 @@ def describe_image_folder(folder: str | os.PathLike[str]) -> tuple[int, int]:
     return classes, images
 
 
+def _mount_points() -> set[str]:
+    """Every mount point the kernel lists (a same-disk bind mount included), or none."""
+    try:
+        lines = Path("/proc/self/mounts").read_text("utf-8", "replace").splitlines()
+    except OSError:
+        return set()
+    # Fields are space-separated; spaces inside a path are written as \040.
+    return {
+        re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split(" ")[1])
+        for line in lines
+        if len(line.split(" ")) > 1
+    }
+
+
+def is_mount_point(path: Path) -> bool:
+    """Whether ``path`` is a mounted file system (a USB drive under /media)."""
+    return os.path.ismount(path) or str(path) in _mount_points()
+
+
 def _is_dir(path: Path) -> bool:
     try:
         return path.is_dir()
@@ -297,7 +317,7 @@ class Places:
         projects_dir: str | os.PathLike[str] | None = None,
         *,
         media_roots: Sequence[str | os.PathLike[str]] = MEDIA_ROOTS,
-        is_mount: Callable[[Path], bool] = os.path.ismount,
+        is_mount: Callable[[Path], bool] = is_mount_point,
     ) -> None:
         """
         Args:

@@ -5,10 +5,11 @@ count, the newest thumbnails, and a capture button: a tap stores one sample,
 holding it records a burst. Less common actions (rename, clear, delete) sit in
 a ⋮ menu with finger-sized rows; nothing is hidden behind hover.
 
-When the full cards do not all fit (three classes on an 800x480 panel, seven
-on a 1080p screen), every card turns compact: one row with the name, the
-capture button and ⋮, so up to six classes' capture buttons are on screen at
-800x480 without scrolling. The list scrolls by flicking; a flick that starts on
+When the full cards do not all fit, every card drops its thumbnails
+(``MEDIUM``: three classes on an 800x480 panel), and when those do not fit
+either it turns compact (``COMPACT``): one row with the name, the capture
+button and ⋮, so up to six classes' capture buttons are on screen at 800x480
+without scrolling. The list scrolls by flicking; a flick that starts on
 a capture button scrolls and captures nothing. Renaming, clearing and deleting
 need the operator PIN in kiosk mode.
 
@@ -44,6 +45,8 @@ from kiosk.ui.lock import OperatorLock
 from kiosk.ui.style import TOUCH, class_color, px
 from kiosk.ui.touch import DisabledTapExplainer, ElidedLabel, enable_flick
 
+# How much a card shows (ClassPanel picks the most that fits for all of them).
+FULL, MEDIUM, COMPACT = "full", "medium", "compact"
 THUMBNAILS = 4
 THUMB_PX = 52
 CAPTURE_PX = 60
@@ -95,6 +98,12 @@ def full_card_height(scale: float) -> int:
     return rows + 2 * CARD_SPACING + top + bottom + 2 * BORDER
 
 
+def medium_card_height(scale: float) -> int:
+    """Height of a card without thumbnails (name row, a touch-sized capture button)."""
+    _, top, _, bottom = FULL_MARGINS
+    return 2 * px(TOUCH, scale) + CARD_SPACING + top + bottom + 2 * BORDER
+
+
 def compact_card_height(scale: float) -> int:
     """Height of a compact card (one row, a touch-sized capture button) at ``scale``."""
     _, top, _, bottom = COMPACT_MARGINS
@@ -116,7 +125,7 @@ class ClassCard(QFrame):
         scale: float = 1.0,
         parent: QWidget | None = None,
         *,
-        compact: bool = False,
+        density: str = FULL,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("ClassCard")
@@ -125,7 +134,7 @@ class ClassCard(QFrame):
         self.index = index
         self.name = ""
         self.count = -1
-        self.compact = False
+        self.density = ""
         self._recording = False
         self._scale = scale
 
@@ -221,14 +230,19 @@ class ClassCard(QFrame):
         self.capture_button.pressed.connect(self._on_pressed)
         self.capture_button.released.connect(self._on_released)
         outer.addWidget(self.capture_button)
-        self.set_compact(compact, force=True)
+        self.set_density(density)
+
+    @property
+    def compact(self) -> bool:
+        return self.density == COMPACT
 
     # ----------------------------------------------------------------- display
-    def set_compact(self, compact: bool, *, force: bool = False) -> None:
-        """One row (name, capture button, ⋮) or the full card with thumbnails."""
-        if compact == self.compact and not force:
+    def set_density(self, density: str) -> None:
+        """FULL (thumbnails), MEDIUM (no thumbnails) or COMPACT (one row: name, capture, ⋮)."""
+        if density == self.density:
             return
-        self.compact = compact
+        self.density = density
+        compact = density == COMPACT
         self._outer.removeWidget(self.capture_button)
         self._header.removeWidget(self.capture_button)
         if compact:
@@ -240,12 +254,13 @@ class ClassCard(QFrame):
             self._outer.addWidget(self.capture_button)
             self._outer.setContentsMargins(*FULL_MARGINS)
             self.capture_button.setMinimumWidth(0)
-        self.thumbs.setVisible(not compact)
+        self.thumbs.setVisible(density == FULL)
         self.dot.setVisible(not compact)
         self.setProperty("compact", compact)
         self.style().unpolish(self)
         self.style().polish(self)
-        self.capture_button.setProperty("compact", compact)
+        # Touch-sized rather than tall when the card is short of room.
+        self.capture_button.setProperty("compact", density != FULL)
         self.capture_button.style().unpolish(self.capture_button)
         self.capture_button.style().polish(self.capture_button)
         self._update_capture_text()
@@ -371,7 +386,7 @@ class ClassPanel(QWidget):
         self.explainer = explainer if explainer is not None else DisabledTapExplainer(self)
         self._scale = 1.0
         self.cards: list[ClassCard] = []
-        self.compact = False
+        self.density = FULL
         self._snapshot: Snapshot | None = None
 
         layout = QVBoxLayout(self)
@@ -427,15 +442,26 @@ class ClassPanel(QWidget):
         button = max(self.add_button.sizeHint().height(), px(TOUCH, self._scale))
         return self.height() - button - self.layout().spacing()
 
+    @property
+    def compact(self) -> bool:
+        return self.density == COMPACT
+
     def _update_density(self) -> None:
-        # Full cards while they all fit, else every card compact (one look for all).
+        # The most each card can show while all of them fit (one look for all).
         count = len(self.cards)
-        needed = count * full_card_height(self._scale) + max(0, count - 1) * LIST_SPACING
-        compact = count > 0 and needed > self.list_height()
-        if compact != self.compact:
-            self.compact = compact
+        room = self.list_height() - max(0, count - 1) * LIST_SPACING
+        density = COMPACT
+        for candidate, height in (
+            (FULL, full_card_height(self._scale)),
+            (MEDIUM, medium_card_height(self._scale)),
+        ):
+            if count * height <= room:
+                density = candidate
+                break
+        if density != self.density:
+            self.density = density
             for card in self.cards:
-                card.set_compact(compact)
+                card.set_density(density)
 
     @Slot(object)
     def on_changed(self, snapshot: Snapshot) -> None:
@@ -451,7 +477,7 @@ class ClassPanel(QWidget):
             card.deleteLater()
         self.cards = []
         for index in range(count):
-            card = ClassCard(index, self._scale, compact=self.compact)
+            card = ClassCard(index, self._scale, density=self.density)
             card.captureDown.connect(self._on_capture_down)
             card.captureUp.connect(self._on_capture_up)
             card.renameRequested.connect(self.rename)

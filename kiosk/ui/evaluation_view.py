@@ -91,7 +91,7 @@ class EvaluationView(QWidget):
         metrics = QFontMetrics(self._font(bold=True))
         longest = max((metrics.horizontalAdvance(n) for n in evaluation.class_names), default=0)
         fixed = metrics.horizontalAdvance("20") + 6 + metrics.horizontalAdvance("100%") + 4
-        return longest + fixed + 60 * self.scale + 12 > width
+        return longest + fixed + 30 * self.scale > width
 
     def _matrix_side(self, width: int) -> float:
         count = self._count()

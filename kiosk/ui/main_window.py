@@ -443,7 +443,7 @@ class MainWindow(QMainWindow):
         request = PlaceRequest(
             "Save model",
             "models",
-            (places.models, *places.drives()),
+            (places.models,),
             "Save",
             name_prefix="model",
             replace_kinds=("model",),

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Slot
 from PySide6.QtWidgets import (
     QButtonGroup,
     QFrame,
@@ -38,6 +38,8 @@ from kiosk.ui.style import TOUCH
 from kiosk.ui.touch import ElidedLabel, enable_flick
 
 ROW_PX = 64
+# How often the browser looks for USB drives plugged in or pulled out.
+DRIVE_POLL_MS = 1500
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,9 @@ class PlaceRequest:
     Attributes:
         title: the dialog's heading ("Save model").
         show: which entries to list: "models", "projects" or "folders".
-        places: the places offered, the first shown first.
+        places: the fixed places offered (the models or projects folder).
+        drives: where the mounted USB drives go among them: "after", "first"
+            (shown first when there is one) or "none".
         action: the confirm button's text ("Save", "Open", "Import", "Export").
         name_prefix: with a name field proposing ``<prefix>-<date>``; None to pick an entry.
         replace_kinds: entry kinds a typed or tapped name may replace ("model", "project").
@@ -61,6 +65,7 @@ class PlaceRequest:
     name_prefix: str | None = None
     replace_kinds: tuple[str, ...] = ()
     pick_kinds: tuple[str, ...] = ()
+    drives: str = "after"
 
 
 @dataclass(frozen=True)
@@ -126,37 +131,31 @@ class PlacesDialog(dialogs.TouchDialog):
         self.places = places
         self.request = request
         self.choice: PlaceChoice | None = None
-        self.place: Place = request.places[0]
+        self.offered = self._offered()
+        self.place: Place = self.offered[0]
         self.folder: Path = self.place.path
         self.rows: list[EntryRow] = []
         self.selected: Entry | None = None
         self._names: set[str] = set()
 
-        # -- the places --------------------------------------------------------
+        # -- the places: a button each; drives come and go ----------------------
         self.place_row = QWidget()
         self.place_row.setObjectName("DialogRow")
-        place_line = QHBoxLayout(self.place_row)
-        place_line.setContentsMargins(0, 0, 0, 0)
-        place_line.setSpacing(8)
+        self._place_line = QHBoxLayout(self.place_row)
+        self._place_line.setContentsMargins(0, 0, 0, 0)
+        self._place_line.setSpacing(8)
         self.place_group = QButtonGroup(self)
         self.place_buttons: dict[str, QPushButton] = {}
-        for place in request.places:
-            button = QPushButton(place.label)
-            button.setObjectName("PlaceButton")
-            button.setCheckable(True)
-            button.setAccessibleName(f"Place {place.label}")
-            button.clicked.connect(self._on_place_clicked)
-            button.setProperty("placeKey", place.key)
-            self.place_group.addButton(button)
-            self.place_buttons[place.key] = button
-            place_line.addWidget(button)
-        if not any(place.removable for place in request.places):
-            hint = QLabel("USB drives appear here when plugged in")
-            hint.setObjectName("ThumbHint")
-            hint.setWordWrap(True)
-            place_line.addWidget(hint, 1)
-        place_line.addStretch(1)
+        self.drive_hint = QLabel("Plug in a USB drive: it appears here")
+        self.drive_hint.setObjectName("ThumbHint")
+        self.drive_hint.setWordWrap(True)
+        self._build_place_buttons()
         self.layout_.addWidget(self.place_row)
+        self._drive_timer = QTimer(self)
+        self._drive_timer.setInterval(DRIVE_POLL_MS)
+        self._drive_timer.timeout.connect(self.refresh_drives)
+        if request.drives != "none":
+            self._drive_timer.start()
 
         # -- where in the place ------------------------------------------------
         self.path_row = QWidget()
@@ -232,11 +231,58 @@ class PlacesDialog(dialogs.TouchDialog):
         self.show_place(self.place)
 
     # ------------------------------------------------------------ navigation
+    def _offered(self) -> list[Place]:
+        """The request's places with the drives mounted now, in the requested order."""
+        fixed = list(self.request.places)
+        if self.request.drives == "none":
+            return fixed
+        drives = self.places.drives()
+        return [*drives, *fixed] if self.request.drives == "first" else [*fixed, *drives]
+
+    def _build_place_buttons(self) -> None:
+        for button in self.place_buttons.values():
+            self.place_group.removeButton(button)
+            self._place_line.removeWidget(button)
+            button.deleteLater()
+        self.place_buttons = {}
+        self._place_line.removeWidget(self.drive_hint)
+        while self._place_line.count():  # the old stretch
+            self._place_line.takeAt(0)
+        for place in self.offered:
+            button = QPushButton(place.label)
+            button.setObjectName("PlaceButton")
+            button.setCheckable(True)
+            button.setAccessibleName(f"Place {place.label}")
+            button.clicked.connect(self._on_place_clicked)
+            button.setProperty("placeKey", place.key)
+            self.place_group.addButton(button)
+            self.place_buttons[place.key] = button
+            self._place_line.addWidget(button)
+        no_drives = self.request.drives != "none" and not any(p.removable for p in self.offered)
+        self.drive_hint.setVisible(no_drives)
+        self._place_line.addWidget(self.drive_hint, 1)
+        self._place_line.addStretch(0 if no_drives else 1)
+
+    @Slot()
+    def refresh_drives(self) -> None:
+        """A drive plugged in appears, one pulled out goes (and is left if it was open)."""
+        offered = self._offered()
+        if [p.key for p in offered] == [p.key for p in self.offered]:
+            return
+        self.offered = offered
+        self._build_place_buttons()
+        if self.place.key in self.place_buttons:
+            self.place_buttons[self.place.key].setChecked(True)
+        else:
+            gone = self.place.label
+            self.show_place(offered[0])
+            self.show_error(f"{gone} was removed")
+
     @Slot()
     def _on_place_clicked(self) -> None:
         button = self.sender()
         key = button.property("placeKey") if button is not None else None
-        for place in self.request.places:
+        for place in self.offered:
             if place.key == key:
                 self.show_place(place)
 

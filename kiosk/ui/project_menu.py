@@ -18,7 +18,6 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from kiosk.places import Place
 from kiosk.ui import dialogs
 from kiosk.ui.places_view import PlaceChoice, PlaceRequest
 
@@ -60,7 +59,9 @@ class MenuPanel(QDialog):
         grid.setSpacing(10)
         self.rows: list[QPushButton] = []
         for column, rows in enumerate((PROJECT_ROWS, KIOSK_ROWS)):
-            for row, (attribute, label, method) in enumerate(rows):
+            # Kiosk mode is always full screen: that row would do nothing there.
+            shown = [r for r in rows if not (kiosk and r[2] == "toggle_fullscreen")]
+            for row, (attribute, label, method) in enumerate(shown):
                 button = QPushButton(label)
                 button.setAccessibleName(label.rstrip("…"))
                 button.setMinimumHeight(ROW_PX)
@@ -70,8 +71,6 @@ class MenuPanel(QDialog):
                 setattr(self, attribute, button)
                 self.rows.append(button)
                 grid.addWidget(button, row, column)
-        # Kiosk mode is always full screen: that row would do nothing there.
-        self.fullscreen_button.setVisible(not kiosk)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setAccessibleName("Cancel")
         self.cancel_button.setMinimumHeight(ROW_PX)
@@ -122,11 +121,6 @@ class ProjectActions:
             self.window, self.window.places, request, allow_browse=not self.window.kiosk
         )
 
-    def _places(self, *, drives_first: bool) -> tuple[Place, ...]:
-        places = self.window.places
-        drives = tuple(places.drives())
-        return (*drives, places.projects) if drives_first else (places.projects, *drives)
-
     def _guard(self, action: str) -> bool:
         return bool(self.window.lock.request(self.window, action))
 
@@ -146,7 +140,7 @@ class ProjectActions:
                 PlaceRequest(
                     "Save project",
                     "projects",
-                    self._places(drives_first=False),
+                    (self.window.places.projects,),
                     "Save",
                     name_prefix="project",
                     replace_kinds=("project",),
@@ -180,7 +174,7 @@ class ProjectActions:
                 PlaceRequest(
                     "Open project",
                     "projects",
-                    self._places(drives_first=False),
+                    (self.window.places.projects,),
                     "Open",
                     pick_kinds=("project",),
                 )
@@ -251,9 +245,10 @@ class ProjectActions:
                 PlaceRequest(
                     "Import images: a folder with one folder of images per class",
                     "folders",
-                    self._places(drives_first=True),
+                    (self.window.places.projects,),
                     "Import",
                     pick_kinds=("folder",),
+                    drives="first",
                 )
             )
             if choice is None:
@@ -286,9 +281,10 @@ class ProjectActions:
                 PlaceRequest(
                     "Export samples",
                     "folders",
-                    self._places(drives_first=True),
+                    (self.window.places.projects,),
                     "Export",
                     name_prefix="samples",
+                    drives="first",
                 )
             )
             if choice is None:

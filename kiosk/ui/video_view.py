@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QPoint, QRect, QRectF, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, QPoint, QRect, QRectF, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -225,9 +225,15 @@ class VideoView(QWidget):
         if widget.parentWidget() is not self:
             widget.setParent(self)
         self._corners[corner] = widget
+        widget.installEventFilter(self)  # a new text changes its size: place it again
         widget.show()
         widget.raise_()
         self.place_corner_widgets()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Resize and watched in self._corners.values():
+            QTimer.singleShot(0, self.place_corner_widgets)
+        return False
 
     def place_corner_widgets(self) -> None:
         """Put the corner widgets under the banner band, each at most half the width."""
@@ -441,7 +447,11 @@ class VideoView(QWidget):
         bar_w = round(70 * self.scale)
         path = QPainterPath()
         path.addRoundedRect(box, height / 2, height / 2)
-        painter.fillPath(path, QColor(11, 13, 16, 190))
+        # Opaque enough to read over the picture and the black bars beside it alike.
+        painter.fillPath(path, QColor(20, 23, 28, 225))
+        painter.setPen(QPen(QColor("#3a414c"), 1))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawPath(path)
         painter.setPen(QColor("#ffffff"))
         painter.drawText(
             QRectF(box.left() + 12, box.top(), text_w, height),

@@ -338,7 +338,7 @@ def test_browse_is_offered_outside_kiosk_mode(make_kiosk, qtbot, monkeypatch, tm
 
     monkeypatch.setattr(dialogs, "run_modal", run_modal)
     places = kiosk.window.places
-    request = kiosk.window.project._places(drives_first=False)
+    request = (places.projects,)
     from kiosk.ui.places_view import PlaceRequest
 
     choice = dialogs.ask_place(

@@ -125,7 +125,7 @@ def open_dialogs(window) -> list[tuple[QWidget, bool]]:
     save = PlaceRequest(
         "Save project",
         "projects",
-        (places.projects, *places.drives()),
+        (places.projects,),
         "Save",
         name_prefix="project",
         replace_kinds=("project",),

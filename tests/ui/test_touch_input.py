@@ -106,7 +106,7 @@ def test_places_browser_lists_names_and_replaces_by_tap(make_kiosk, qtbot, artif
     request = PlaceRequest(
         "Save project",
         "projects",
-        (places.projects, *places.drives()),
+        (places.projects,),
         "Save",
         name_prefix="project",
         replace_kinds=("project",),
@@ -136,6 +136,27 @@ def test_places_browser_lists_names_and_replaces_by_tap(make_kiosk, qtbot, artif
         qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
     assert dialog.choice.path == places.drives()[0].path / "to-take-home"
     assert not dialog.choice.replace
+
+
+def test_a_drive_plugged_in_appears_and_one_pulled_out_goes(make_kiosk, qtbot):
+    kiosk = make_kiosk(size=(800, 480))
+    places = kiosk.window.places
+    request = PlaceRequest("Export samples", "folders", (places.projects,), "Export",
+                           name_prefix="samples", drives="first")  # fmt: skip
+    dialog = PlacesDialog(kiosk.window, places, request)
+    qtbot.addWidget(dialog)
+    assert list(dialog.place_buttons) == ["projects"] and dialog.drive_hint.isVisibleTo(dialog)
+    drive = places.projects_dir.parent / "media" / "STICK"
+    drive.mkdir(parents=True)
+    qtbot.waitUntil(lambda: len(dialog.place_buttons) == 2, timeout=5000)  # polled
+    key = f"drive:{drive}"
+    assert list(dialog.place_buttons) == [key, "projects"]
+    assert not dialog.drive_hint.isVisibleTo(dialog)
+    qtbot.mouseClick(dialog.place_buttons[key], Qt.MouseButton.LeftButton)
+    assert dialog.place.removable
+    drive.rmdir()
+    dialog.refresh_drives()
+    assert dialog.place.key == "projects" and "STICK was removed" in dialog.error.text()
 
 
 # ---------------------------------------------------------------------- flick
