@@ -305,6 +305,8 @@ class PlacesDialog(dialogs.TouchDialog):
         relative = folder.relative_to(self.place.path) if folder != self.place.path else None
         parts = [self.place.label, *(relative.parts if relative else ())]
         self.crumb.setText("  ›  ".join(parts))
+        # Where it goes stays in view while the keyboard hides the list.
+        self.heading.setText(f"{self.request.title}  ·  {parts[-1]}")
         self.up_button.setVisible(relative is not None)
         self.path_row.setVisible(relative is not None)
         self._fill(entries)
