@@ -126,8 +126,9 @@ class TouchDialog(QDialog):
         area = self.area()
         self.setMaximumSize(area.size())
         if self.fill:
-            width = min(area.width(), max(760, round(area.width() * 0.8)))
-            height = min(area.height(), max(460, round(area.height() * 0.85)))
+            # The whole of a small panel; on a big screen, a big dialog, not a wall.
+            width = min(area.width(), max(760, round(area.width() * 0.6)))
+            height = min(area.height(), max(460, round(area.height() * 0.72)))
             size = self.size().expandedTo(self.minimumSizeHint())
             size.setWidth(width)
             size.setHeight(height)

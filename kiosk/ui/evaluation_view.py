@@ -97,7 +97,9 @@ class EvaluationView(QWidget):
         count = self._count()
         pad, line, _, _ = self._metrics()
         room = width - 2 * pad - 2 * line - 8
-        return max(0.0, min(room, max(120.0, count * 22 * self.scale)))
+        # At least as long as its axis labels, so they are never cut.
+        labels = QFontMetrics(self._font()).horizontalAdvance("predicted class →") + 8
+        return max(0.0, min(room, max(float(labels), count * 22 * self.scale)))
 
     def hasHeightForWidth(self) -> bool:
         return True

@@ -191,6 +191,8 @@ class PlacesDialog(dialogs.TouchDialog):
         self.scroll.setWidget(self._list)
         enable_flick(self.scroll)
         self.layout_.addWidget(self.scroll, 1)
+        # Takes the room the list leaves while the keyboard is up.
+        self.layout_.addStretch(0)
 
         # -- the name (save modes) ----------------------------------------------
         self.name_edit: QLineEdit | None = None
@@ -431,7 +433,12 @@ class PlacesDialog(dialogs.TouchDialog):
 
     @Slot()
     def _make_room(self) -> None:
-        # On a small screen the list makes way for the keys while typing.
+        # On a small screen the list makes way for the keys while typing; on a
+        # big one it only gets shorter (keeping room for two rows).
+        assert self.keyboard is not None
+        keys = self.keyboard.sizeHint().height() + self.layout_.spacing()
+        if self.isVisible() and self.scroll.height() - keys >= 2 * ROW_PX:
+            return
         for widget in (self.place_row, self.path_row, self.scroll):
             widget.hide()
 
