@@ -89,6 +89,7 @@ class SourceOverlay(QWidget):
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.button = QPushButton("Retry")
         self.button.setObjectName("RetryButton")
+        self.button.setAccessibleName("Retry the camera")
         self.button.setMinimumWidth(160)
         self.button.clicked.connect(self.retry)
         layout.addWidget(self.title)
