@@ -40,8 +40,8 @@ if str(ROOT) not in sys.path:
 SHARED = Path(os.environ.get("KIOSK_SHARED_DIR", ROOT.parent / "shared")).resolve()
 DEFAULT_MODEL = SHARED / "models" / "mobilenet_v1_1.0_224_quant_embedding_extractor.tflite"
 
-from kiosk.autosave import Autosaver  # noqa: E402
 from kiosk.embedding import EmbeddingExtractor  # noqa: E402
+from kiosk.persist import Autosaver  # noqa: E402
 from kiosk.session import TeachingSession  # noqa: E402
 from kiosk.store import EmbeddingStore  # noqa: E402
 from kiosk.vision.grabber import FrameGrabber  # noqa: E402

@@ -15,17 +15,59 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-__all__ = ["atomic_write", "staged_writes"]
+__all__ = ["StagedFiles", "atomic_write", "staged_writes"]
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically. Raises ``OSError`` on failure."""
-    with staged_writes({Path(path): data}):
-        pass
+def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> None:
+    """Replace ``path`` with ``data`` atomically. Raises ``OSError`` on failure.
+
+    ``mode``: the new file's permissions (default: the old file's, else what
+    ``open`` would give).
+    """
+    StagedFiles({Path(path): data}, mode).commit()
+
+
+class StagedFiles:
+    """Files written beside their targets, waiting for ``commit`` or ``discard``.
+
+    Attributes:
+        temporaries: {target: its complete, fsynced temporary file}.
+    """
+
+    def __init__(self, contents: Mapping[Path, bytes], mode: int | None = None) -> None:
+        """Write every temporary file; OSError (nothing left behind) when one fails."""
+        self.temporaries: dict[Path, Path] = {}
+        try:
+            for target, data in contents.items():
+                self.temporaries[Path(target)] = _write_temporary(Path(target), data, mode)
+        except BaseException:
+            self.discard()
+            raise
+
+    def commit(self) -> None:
+        """Move every temporary over its target, in order (OSError on failure: the
+        temporaries not yet moved are removed)."""
+        try:
+            while self.temporaries:
+                target, temporary = next(iter(self.temporaries.items()))
+                os.replace(temporary, target)
+                del self.temporaries[target]
+                _fsync_folder(target.parent)
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """Remove the temporaries not committed; the targets stay as they were."""
+        for temporary in self.temporaries.values():
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+        self.temporaries.clear()
 
 
 @contextlib.contextmanager
-def staged_writes(contents: Mapping[Path, bytes]) -> Iterator[dict[Path, Path]]:
+def staged_writes(
+    contents: Mapping[Path, bytes], mode: int | None = None
+) -> Iterator[dict[Path, Path]]:
     """Write several files so they can be checked before any target changes.
 
     Yields {target: temporary file} with every temporary file complete and on
@@ -36,23 +78,15 @@ def staged_writes(contents: Mapping[Path, bytes]) -> Iterator[dict[Path, Path]]:
     Raises:
         OSError: a temporary file could not be written or a rename failed.
     """
-    staged: dict[Path, Path] = {}
+    staged = StagedFiles(contents, mode)
     try:
-        for target, data in contents.items():
-            staged[Path(target)] = _write_temporary(Path(target), data)
-        yield dict(staged)
-        while staged:
-            target, temporary = next(iter(staged.items()))
-            os.replace(temporary, target)
-            del staged[target]
-            _fsync_folder(target.parent)
+        yield dict(staged.temporaries)
+        staged.commit()
     finally:
-        for temporary in staged.values():
-            with contextlib.suppress(OSError):
-                temporary.unlink()
+        staged.discard()
 
 
-def _write_temporary(target: Path, data: bytes) -> Path:
+def _write_temporary(target: Path, data: bytes, mode: int | None = None) -> Path:
     """A fully written, fsynced temporary file beside ``target``."""
     fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     temporary = Path(name)
@@ -63,7 +97,7 @@ def _write_temporary(target: Path, data: bytes) -> Path:
             os.fsync(handle.fileno())
             # mkstemp makes 0600 files; give the result the mode a plain
             # open() would (or the old file's), so other users can read a model.
-            os.chmod(temporary, _mode_for(target))
+            os.chmod(temporary, _mode_for(target) if mode is None else mode)
     except BaseException:
         with contextlib.suppress(OSError):
             temporary.unlink()

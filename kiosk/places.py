@@ -12,7 +12,7 @@ Layout of the fixed places::
 
     <models folder>/<name>/model.tflite + labels.txt   (one folder a model)
     <models folder>/<name>.tflite                       (copied in by hand: listed too)
-    <projects folder>/<name>/project.json + data files  (kiosk.project)
+    <projects folder>/<name>/                           (a project: kiosk.persist)
 
 This module never imports Qt.
 """
@@ -20,10 +20,8 @@ This module never imports Qt.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import re
-import stat
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -49,10 +47,7 @@ __all__ = [
 # /media/<user>/<label>, /run/media/<user>/<label>, or /media/<label> by hand.
 MEDIA_ROOTS: tuple[Path, ...] = (Path("/media"), Path("/run/media"))
 MODEL_FILE = "model.tflite"
-PROJECT_MANIFEST = "project.json"
 MAX_NAME_LENGTH = 64
-# A manifest is a few kB; refuse to read anything much larger into memory.
-_MAX_MANIFEST_BYTES = 4 * 2**20
 # Counting images on a big drive must not take long: stop counting here.
 _MAX_IMAGES_COUNTED = 100_000
 _IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
@@ -128,10 +123,10 @@ class Entry:
 
 # ----------------------------------------------------------------- defaults
 def _data_dir() -> Path:
-    # The same folder the autosave lives in ($KIOSK_DATA_DIR or the user data folder).
-    from kiosk.autosave import default_autosave_dir
+    # The folder the autosave lives in too ($KIOSK_DATA_DIR or the user data folder).
+    from kiosk.persist.autosave import default_data_dir
 
-    return default_autosave_dir().parent
+    return default_data_dir()
 
 
 def default_models_dir() -> Path:
@@ -186,35 +181,19 @@ def propose_name(prefix: str, taken: Iterable[str], now: dt.datetime | None = No
 def describe_project(folder: str | os.PathLike[str]) -> ProjectSummary | None:
     """Classes, samples and date of the project in ``folder``, or None when it is none.
 
-    Reads only the manifest (``project.json``), never the data files; anything
-    unreadable or not a kiosk project gives None.
+    Reads only the project's record (``kiosk.persist.describe_project``), never
+    its samples; anything unreadable or not a kiosk project gives None.
     """
-    # SEAM(issue 9): the persistence package will own this; it reads format 1 now.
-    manifest = Path(folder) / PROJECT_MANIFEST
+    from kiosk.persist import describe_project as read
+
+    summary = read(Path(folder))
+    if summary is None:
+        return None
     try:
-        info = manifest.stat()
-        if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_MANIFEST_BYTES:
-            return None
-        data = json.loads(manifest.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("format") != "kiosk-project":
-        return None
-    classes = data.get("classes")
-    samples = data.get("samples")
-    count = samples.get("count") if isinstance(samples, dict) else None
-    saved = data.get("saved_at")
-    when = None
-    if isinstance(saved, (int, float)) and not isinstance(saved, bool):
-        try:
-            when = dt.datetime.fromtimestamp(float(saved))
-        except (OverflowError, OSError, ValueError):
-            when = None
-    return ProjectSummary(
-        classes=len(classes) if isinstance(classes, list) else 0,
-        samples=int(count) if isinstance(count, int) and not isinstance(count, bool) else 0,
-        saved=when,
-    )
+        saved = dt.datetime.fromtimestamp(summary.saved_at) if summary.saved_at > 0 else None
+    except (OverflowError, OSError, ValueError):
+        saved = None
+    return ProjectSummary(len(summary.class_names), summary.num_samples, saved)
 
 
 def describe_model(path: str | os.PathLike[str]) -> tuple[int | None, int | None]:
@@ -440,7 +419,7 @@ class Places:
         if show == "projects":
             summary = describe_project(path)
             if summary is not None:
-                when = summary.saved or _mtime(path / PROJECT_MANIFEST)
+                when = summary.saved or _mtime(path)
                 return Entry(path.name, path, "project", when, summary.classes, summary.samples)
             return Entry(path.name, path, "folder", _mtime(path))
         classes, images = describe_image_folder(path)

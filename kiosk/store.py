@@ -3,32 +3,50 @@
 Classes have a position (the ``class_index`` the UI and labels use, which
 shifts when a class before it is removed) and a stable ``class_id`` that never
 changes and is never reused, so a trained head can tell which classes it knew.
+Samples have a stable ``id`` too, increasing with capture order; within a class
+they are kept in id order.
 
-Every change bumps ``version`` and then calls each of ``listeners`` (plain
-callables, no arguments) outside the lock, on the thread that made the change.
-Samples are immutable: their arrays are read-only, so a snapshot handed to a
-training thread stays valid while captures go on.
+A ``Sample`` owns everything about one capture: the embedding, the embedding of
+the mirrored image, the thumbnail, the JPEG model input and the capture time.
+Samples are immutable (their arrays are read-only), so a snapshot handed to a
+training thread stays valid while captures go on, and a removed sample can be
+put back unchanged (undo).
+
+Every change bumps ``version`` and then emits one of ``events`` (psygnal
+signals carrying what changed) outside the lock, on the thread that made the
+change. ``replace`` swaps in everything at once (a load) and emits only
+``events.replaced``.
 """
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import logging
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from psygnal import Signal, SignalGroup
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_SAMPLES_PER_CLASS",
+    "MAX_CLASSES",
     "MAX_NAME_LENGTH",
+    "ClassRecord",
     "EmbeddingStore",
     "Sample",
+    "StoreEvents",
     "StoreFullError",
     "StoreSnapshot",
+    "class_name_key",
+    "frozen_sample",
+    "listen",
     "normalize_class_name",
 ]
 
@@ -38,7 +56,11 @@ MAX_NAME_LENGTH = 64
 # Limits that keep an unattended kiosk from filling its memory: a burst held
 # down for an hour stops at the cap with a message instead of swapping.
 DEFAULT_MAX_SAMPLES_PER_CLASS = 2000
-DEFAULT_MAX_BYTES = 1 << 30  # stored embeddings + thumbnails + images
+DEFAULT_MAX_BYTES = 1 << 30  # stored embeddings (and mirrored ones), thumbnails, images
+# The most classes a store (and so any file read into one) may hold: far above
+# what a screen shows, low enough that a file claiming millions is refused
+# before anything is allocated for them.
+MAX_CLASSES = 10_000
 
 
 class StoreFullError(Exception):
@@ -73,6 +95,11 @@ def normalize_class_name(name: str) -> str:
     return text
 
 
+def class_name_key(name: str) -> str:
+    """What two class names are compared by: equal keys are the same name to a person."""
+    return name.casefold()
+
+
 @dataclass(frozen=True, eq=False)
 class Sample:
     """One capture.
@@ -84,6 +111,7 @@ class Sample:
         thumbnail: (h, w, 3) uint8 RGB, read-only.
         image: the encoded model input (JPEG) the embedding was computed from, if kept.
         created: capture time (seconds since the epoch).
+        flipped: (D,) float32 embedding of the mirrored image (read-only), or None.
     """
 
     id: int
@@ -92,6 +120,29 @@ class Sample:
     thumbnail: np.ndarray
     image: bytes | None
     created: float
+    flipped: np.ndarray | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes this sample holds (what the store's ``max_bytes`` counts)."""
+        flipped = 0 if self.flipped is None else self.flipped.nbytes
+        image = len(self.image) if self.image else 0
+        return int(self.embedding.nbytes + flipped + self.thumbnail.nbytes + image)
+
+
+@dataclass(frozen=True, eq=False)
+class ClassRecord:
+    """A class with its samples, as a value: what a load puts in and a delete takes out.
+
+    Attributes:
+        id: the stable class id.
+        name: its (normalized) name.
+        samples: its samples in id order (each with ``class_id == id``).
+    """
+
+    id: int
+    name: str
+    samples: tuple[Sample, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,9 +162,13 @@ class StoreSnapshot:
         """Samples per class, in class order."""
         return [len(s) for s in self.samples]
 
+    @property
+    def total(self) -> int:
+        return sum(len(s) for s in self.samples)
+
     def embeddings(self, class_index: int) -> np.ndarray:
         """(n, D) float32 embeddings of one class."""
-        return _stack(self.samples[class_index], self.feature_dim)
+        return _stack([s.embedding for s in self.samples[class_index]], self.feature_dim)
 
     def as_arrays(self, classes: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """All samples as (X (N, D) float32, y (N,) int64).
@@ -129,88 +184,45 @@ class StoreSnapshot:
             return np.zeros((0, self.feature_dim), np.float32), np.zeros(0, np.int64)
         return np.concatenate(xs), np.concatenate(ys)
 
-    def training_data(
-        self,
-        val_fraction: float = 0.15,
-        seed: int | None = 0,
-        classes: Sequence[int] | None = None,
-        min_class_size_for_val: int = 5,
-        extra_train: Mapping[int, np.ndarray] | None = None,
-    ) -> dict[str, np.ndarray]:
-        """A stratified train/validation split in pycoral's data dict format.
+    def records(self) -> tuple[ClassRecord, ...]:
+        """Every class with its samples, in class order."""
+        return tuple(
+            ClassRecord(i, n, s)
+            for i, n, s in zip(self.class_ids, self.class_names, self.samples, strict=True)
+        )
 
-        Each class with at least ``min_class_size_for_val`` samples gives
-        ``round(n * val_fraction)`` of them (at least one) to validation; smaller
-        classes keep all their samples for training. Validation may be empty.
 
-        Args:
-            val_fraction: share held out, 0 <= val_fraction < 1.
-            seed: fixes which samples are held out.
-            classes: class indices to include; labels are positions in this list.
-                Default: every class, label = class index.
-            extra_train: {sample id: (D,) embedding} derived from that sample
-                (e.g. its mirrored copy), appended to training *only* when the
-                sample itself is in training, so a copy never sits beside its
-                held-out original. The split is the same with or without them.
+class StoreEvents(SignalGroup):
+    """What changed in an ``EmbeddingStore``; emitted after the change, outside its lock."""
 
-        Returns:
-            ``data_train`` (N, D) float32, ``labels_train`` (N,) int64,
-            ``data_val`` (M, D) float32, ``labels_val`` (M,) int64.
-        """
-        if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-        rng = np.random.default_rng(seed)
-        chosen = range(len(self.samples)) if classes is None else classes
-        parts: dict[str, list[np.ndarray]] = {"xt": [], "yt": [], "xv": [], "yv": []}
-        for label, class_index in enumerate(chosen):
-            x = self.embeddings(class_index)
-            n = len(x)
-            n_val = 0
-            if n >= min_class_size_for_val and val_fraction > 0:
-                n_val = min(n - 1, max(1, round(n * val_fraction)))
-            order = rng.permutation(n)
-            parts["xv"].append(x[order[:n_val]])
-            parts["xt"].append(x[order[n_val:]])
-            parts["yv"].append(np.full(n_val, label, np.int64))
-            parts["yt"].append(np.full(n - n_val, label, np.int64))
-            if extra_train:
-                samples = self.samples[class_index]
-                found = (extra_train.get(samples[i].id) for i in order[n_val:])
-                kept = [copy for copy in found if copy is not None]
-                if kept:
-                    parts["xt"].append(np.stack(kept).astype(np.float32))
-                    parts["yt"].append(np.full(len(kept), label, np.int64))
-
-        def join(key: str, empty: np.ndarray) -> np.ndarray:
-            return np.concatenate(parts[key]) if parts[key] else empty
-
-        no_rows = np.zeros((0, self.feature_dim), np.float32)
-        no_labels = np.zeros(0, np.int64)
-        return {
-            "data_train": join("xt", no_rows),
-            "labels_train": join("yt", no_labels),
-            "data_val": join("xv", no_rows),
-            "labels_val": join("yv", no_labels),
-        }
+    samplesAdded = Signal(tuple)  # tuple[Sample, ...]
+    samplesRemoved = Signal(tuple)  # tuple[Sample, ...]
+    classAdded = Signal(int)  # class id
+    classRemoved = Signal(int, tuple)  # class id, its samples (also in samplesRemoved)
+    classRenamed = Signal(int, str)  # class id, new name
+    classCleared = Signal(int)  # class id (after samplesRemoved)
+    extended = Signal(tuple, tuple)  # new class ids, added samples: one bulk addition
+    replaced = Signal()  # everything was swapped at once (a load)
 
 
 class _Class:
-    __slots__ = ("id", "name", "samples")
+    __slots__ = ("id", "ids", "name", "samples")
 
-    def __init__(self, class_id: int, name: str) -> None:
+    def __init__(self, class_id: int, name: str, samples: Iterable[Sample] = ()) -> None:
         self.id = class_id
         self.name = name
-        self.samples: list[Sample] = []
+        self.samples: list[Sample] = list(samples)
+        self.ids: list[int] = [s.id for s in self.samples]  # sorted: bisect by id
 
 
 class EmbeddingStore:
-    """Thread-safe store of classes and their (embedding, thumbnail, image) samples.
+    """Thread-safe store of classes and their samples.
 
     Attributes:
         feature_dim: D, the length every embedding must have.
-        listeners: callables run with no arguments after every change.
-        max_samples_per_class: ``add_sample`` raises ``StoreFullError`` beyond it.
-        max_bytes: the same for the bytes held by embeddings, thumbnails and images.
+        events: ``StoreEvents`` (psygnal), emitted on the thread that made the change.
+        max_samples_per_class: adding beyond it raises ``StoreFullError``.
+        max_bytes: the same for the bytes the samples hold (``Sample.nbytes``).
     """
 
     def __init__(
@@ -220,19 +232,20 @@ class EmbeddingStore:
         max_samples_per_class: int = DEFAULT_MAX_SAMPLES_PER_CLASS,
         max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
-        if not isinstance(feature_dim, int) or feature_dim < 1:
+        if isinstance(feature_dim, bool) or not isinstance(feature_dim, int) or feature_dim < 1:
             raise ValueError(f"feature_dim must be a positive int, got {feature_dim!r}")
         if max_samples_per_class < 1 or max_bytes < 1:
             raise ValueError("store limits must be positive")
         self.feature_dim = feature_dim
         self.max_samples_per_class = int(max_samples_per_class)
         self.max_bytes = int(max_bytes)
-        self._bytes = 0
-        self.listeners: list[Callable[[], None]] = []
+        self.events = StoreEvents()
         self._lock = threading.Lock()
         self._classes: list[_Class] = []
+        self._by_id: dict[int, _Class] = {}
+        self._keys: dict[str, int] = {}  # class_name_key -> class id
         self._where: dict[int, _Class] = {}  # sample id -> its class
-        self._history: list[int] = []  # sample ids in capture order, for undo
+        self._bytes = 0
         self._next_class_id = 0
         self._next_sample_id = 0
         self._version = 0
@@ -262,13 +275,22 @@ class EmbeddingStore:
         with self._lock:
             return [c.id for c in self._classes]
 
+    def classes(self) -> list[tuple[int, str]]:
+        """(stable id, name) of every class, in class order, read at one moment."""
+        with self._lock:
+            return [(c.id, c.name) for c in self._classes]
+
+    @property
+    def next_ids(self) -> tuple[int, int]:
+        """(next class id, next sample id): what a load must carry on from."""
+        with self._lock:
+            return self._next_class_id, self._next_sample_id
+
     def class_index(self, class_id: int) -> int | None:
         """The current position of the class with this stable id, or None if removed."""
         with self._lock:
-            for index, c in enumerate(self._classes):
-                if c.id == class_id:
-                    return index
-        return None
+            target = self._by_id.get(class_id)
+            return None if target is None else self._classes.index(target)
 
     def counts(self) -> list[int]:
         """Samples per class, in class order."""
@@ -282,8 +304,16 @@ class EmbeddingStore:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by stored embeddings, thumbnails and images (what ``max_bytes`` caps)."""
+        """Bytes held by the samples (what ``max_bytes`` caps)."""
         return self._bytes
+
+    def sample(self, sample_id: int) -> Sample | None:
+        """The sample with this id, or None."""
+        with self._lock:
+            owner = self._where.get(sample_id)
+            if owner is None:
+                return None
+            return owner.samples[bisect.bisect_left(owner.ids, sample_id)]
 
     def samples(self, class_index: int) -> list[Sample]:
         """The samples of one class, oldest first."""
@@ -294,7 +324,7 @@ class EmbeddingStore:
         """(n, D) float32 embeddings of one class, oldest first."""
         with self._lock:
             samples = list(self._get(class_index).samples)
-        return _stack(samples, self.feature_dim)
+        return _stack([s.embedding for s in samples], self.feature_dim)
 
     def latest_thumbnails(self, class_index: int, n: int = 4) -> list[np.ndarray]:
         """Up to ``n`` thumbnails of one class, newest first; each (h, w, 3) uint8, read-only."""
@@ -317,72 +347,120 @@ class EmbeddingStore:
         """All samples as (X (N, D) float32, y (N,) int64 class indices)."""
         return self.snapshot().as_arrays()
 
-    def training_data(self, val_fraction: float = 0.15, seed: int | None = 0) -> dict:
-        """Stratified split of every class; see ``StoreSnapshot.training_data``."""
-        return self.snapshot().training_data(val_fraction=val_fraction, seed=seed)
-
     def check_name(self, name: str, class_index: int | None = None) -> str:
         """The normalized name if ``class_index`` (or a new class) may take it, else ValueError.
 
         Lets a dialog validate while the user types.
         """
         with self._lock:
-            return self._check_name(name, class_index)
+            except_id = None if class_index is None else self._get(class_index).id
+            return self._check_name(name, except_id)
 
-    # -- changing ---------------------------------------------------------------
+    # -- changing classes -------------------------------------------------------
 
     def add_class(self, name: str | None = None) -> int:
         """Append a class; returns its index. Default names: "Class 1", "Class 2", ..."""
         with self._lock:
+            if len(self._classes) >= MAX_CLASSES:
+                raise ValueError(f"A store holds at most {MAX_CLASSES} classes")
             if name is None:
                 number = len(self._classes) + 1
-                while self._name_taken(f"Class {number}", None):
+                while class_name_key(f"Class {number}") in self._keys:
                     number += 1
                 text = f"Class {number}"
             else:
                 text = self._check_name(name, None)
-            self._classes.append(_Class(self._next_class_id, text))
+            added = _Class(self._next_class_id, text)
             self._next_class_id += 1
+            self._insert_class(added, len(self._classes))
             index = len(self._classes) - 1
             self._version += 1
-        self._notify()
+        _emit(self.events.classAdded, added.id)
         return index
 
-    def rename_class(self, class_index: int, name: str) -> None:
-        """Rename a class. Raises ValueError for an empty, too long, duplicate or invalid name."""
+    def rename_class(self, class_index: int, name: str) -> str:
+        """Rename a class; returns its old name.
+
+        Raises ValueError for an empty, too long, duplicate or invalid name.
+        """
         with self._lock:
             target = self._get(class_index)
-            text = self._check_name(name, class_index)
-            if text == target.name:
-                return
+            text = self._check_name(name, target.id)
+            old = target.name
+            if text == old:
+                return old
+            del self._keys[class_name_key(old)]
+            self._keys[class_name_key(text)] = target.id
             target.name = text
             self._version += 1
-        self._notify()
+        _emit(self.events.classRenamed, target.id, text)
+        return old
 
-    def remove_class(self, class_index: int) -> None:
-        """Remove a class and all its samples; later classes move up one place."""
+    def remove_class(self, class_index: int) -> ClassRecord:
+        """Remove a class and its samples; later classes move up one place.
+
+        Returns the class as a record (``restore_class`` puts it back).
+        """
         with self._lock:
             removed = self._classes.pop(self._check_index(class_index))
+            del self._by_id[removed.id]
+            del self._keys[class_name_key(removed.name)]
             for sample in removed.samples:
                 del self._where[sample.id]
-                self._bytes -= _sample_bytes(sample.embedding, sample.thumbnail, sample.image)
-            self._prune_history()
+                self._bytes -= sample.nbytes
             self._version += 1
-        self._notify()
+        record = ClassRecord(removed.id, removed.name, tuple(removed.samples))
+        if record.samples:
+            _emit(self.events.samplesRemoved, record.samples)
+        _emit(self.events.classRemoved, record.id, record.samples)
+        return record
 
-    def clear_class(self, class_index: int) -> None:
-        """Remove every sample of a class, keeping the class."""
+    def restore_class(self, record: ClassRecord, class_index: int) -> int:
+        """Put back a class ``remove_class`` returned, at ``class_index`` (clipped); its index.
+
+        Raises:
+            ValueError: its id or name is in use, or a sample id is.
+            StoreFullError: its samples no longer fit the limits.
+        """
+        with self._lock:
+            if record.id in self._by_id:
+                raise ValueError("That class is already in the store")
+            if len(self._classes) >= MAX_CLASSES:
+                raise ValueError(f"A store holds at most {MAX_CLASSES} classes")
+            name = self._check_name(record.name, None)
+            samples = sorted(record.samples, key=lambda s: s.id)
+            self._check_samples_fit(len(samples), sum(s.nbytes for s in samples), record.name)
+            if any(s.id in self._where or s.class_id != record.id for s in samples):
+                raise ValueError("Those samples do not belong to that class or are in use")
+            index = min(max(0, int(class_index)), len(self._classes))
+            restored = _Class(record.id, name, samples)
+            self._insert_class(restored, index)
+            for sample in samples:
+                self._where[sample.id] = restored
+                self._bytes += sample.nbytes
+            self._version += 1
+        _emit(self.events.classAdded, record.id)
+        if samples:
+            _emit(self.events.samplesAdded, tuple(samples))
+        return index
+
+    def clear_class(self, class_index: int) -> tuple[Sample, ...]:
+        """Remove every sample of a class, keeping the class; returns them (oldest first)."""
         with self._lock:
             target = self._get(class_index)
-            if not target.samples:
-                return
-            for sample in target.samples:
+            removed = tuple(target.samples)
+            if not removed:
+                return ()
+            for sample in removed:
                 del self._where[sample.id]
-                self._bytes -= _sample_bytes(sample.embedding, sample.thumbnail, sample.image)
-            target.samples = []
-            self._prune_history()
+                self._bytes -= sample.nbytes
+            target.samples, target.ids = [], []
             self._version += 1
-        self._notify()
+        _emit(self.events.samplesRemoved, removed)
+        _emit(self.events.classCleared, target.id)
+        return removed
+
+    # -- changing samples -------------------------------------------------------
 
     def add_sample(
         self,
@@ -390,6 +468,9 @@ class EmbeddingStore:
         embedding: np.ndarray,
         thumbnail: np.ndarray,
         image: bytes | None = None,
+        *,
+        flipped: np.ndarray | None = None,
+        created: float | None = None,
     ) -> int:
         """Store one capture; returns its sample id.
 
@@ -398,55 +479,90 @@ class EmbeddingStore:
             embedding: (D,) float, finite.
             thumbnail: (h, w, 3) uint8 RGB (copied).
             image: the encoded model input, kept for re-embedding and checks.
+            flipped: (D,) float, finite: the embedding of the mirrored image.
+            created: capture time (default: now).
 
         Raises:
             ValueError: wrong embedding length, NaN/inf, or a malformed thumbnail.
             IndexError: no such class.
             StoreFullError: the class or the whole store is at its limit.
         """
-        vector = np.array(embedding, dtype=np.float32, copy=True)
-        if vector.shape != (self.feature_dim,):
-            raise ValueError(
-                f"embedding must have shape ({self.feature_dim},), got {np.shape(embedding)}"
-            )
-        if not np.isfinite(vector).all():
-            raise ValueError("embedding contains NaN or infinite values")
-        thumb = np.array(thumbnail, copy=True)
-        if thumb.dtype != np.uint8 or thumb.ndim != 3 or thumb.shape[2] != 3 or thumb.size == 0:
-            raise ValueError(f"thumbnail must be (h, w, 3) uint8, got {thumb.shape} {thumb.dtype}")
-        if image is not None:
-            image = bytes(image)
-        vector.flags.writeable = False
-        thumb.flags.writeable = False
-        size = _sample_bytes(vector, thumb, image)
+        vector = self._checked_vector(embedding, "embedding")
+        mirror = None if flipped is None else self._checked_vector(flipped, "mirrored embedding")
+        thumb = _checked_thumbnail(thumbnail)
+        stamp = time.time() if created is None else float(created)
         with self._lock:
             target = self._get(class_index)
-            if len(target.samples) >= self.max_samples_per_class:
-                raise StoreFullError(
-                    f"{target.name!r} has {len(target.samples)} samples, the most a class "
-                    "may hold: remove some or clear the class to capture more"
-                )
-            if self._bytes + size > self.max_bytes:
-                raise StoreFullError(
-                    f"The store is full ({self._bytes / 2**20:.0f} MiB of "
-                    f"{self.max_bytes / 2**20:.0f} MiB): remove samples or classes to capture more"
-                )
             sample = Sample(
                 id=self._next_sample_id,
                 class_id=target.id,
                 embedding=vector,
                 thumbnail=thumb,
-                image=image,
-                created=time.time(),
+                image=None if image is None else bytes(image),
+                created=stamp,
+                flipped=mirror,
             )
+            self._check_samples_fit(1, sample.nbytes, target.name, len(target.samples))
             self._next_sample_id += 1
             target.samples.append(sample)
+            target.ids.append(sample.id)
             self._where[sample.id] = target
-            self._bytes += size
-            self._history.append(sample.id)
+            self._bytes += sample.nbytes
             self._version += 1
-        self._notify()
+        _emit(self.events.samplesAdded, (sample,))
         return sample.id
+
+    def insert_samples(self, samples: Sequence[Sample]) -> None:
+        """Put back samples removed earlier (same ids, into their classes, in id order).
+
+        All or nothing. Raises ValueError (a class is gone, an id is in use) or
+        ``StoreFullError`` (they no longer fit the limits).
+        """
+        samples = tuple(samples)
+        if not samples:
+            return
+        with self._lock:
+            by_class: dict[int, list[Sample]] = {}
+            for sample in samples:
+                if sample.id in self._where or sample.class_id not in self._by_id:
+                    raise ValueError("Those samples cannot be put back: their class is gone")
+                by_class.setdefault(sample.class_id, []).append(sample)
+            for class_id, group in by_class.items():
+                target = self._by_id[class_id]
+                self._check_samples_fit(
+                    len(group), sum(s.nbytes for s in group), target.name, len(target.samples)
+                )
+            if self._bytes + sum(s.nbytes for s in samples) > self.max_bytes:
+                raise StoreFullError(self._full_store_text())
+            for class_id, group in by_class.items():
+                target = self._by_id[class_id]
+                for sample in sorted(group, key=lambda s: s.id):
+                    position = bisect.bisect_left(target.ids, sample.id)
+                    target.ids.insert(position, sample.id)
+                    target.samples.insert(position, sample)
+                    self._where[sample.id] = target
+                    self._bytes += sample.nbytes
+            self._version += 1
+        _emit(self.events.samplesAdded, samples)
+
+    def remove_samples(self, sample_ids: Iterable[int]) -> tuple[Sample, ...]:
+        """Remove the samples with these ids that are present; returns them."""
+        removed = []
+        with self._lock:
+            for sample_id in sample_ids:
+                owner = self._where.pop(sample_id, None)
+                if owner is None:
+                    continue
+                position = bisect.bisect_left(owner.ids, sample_id)
+                del owner.ids[position]
+                sample = owner.samples.pop(position)
+                self._bytes -= sample.nbytes
+                removed.append(sample)
+            if removed:
+                self._version += 1
+        if removed:
+            _emit(self.events.samplesRemoved, tuple(removed))
+        return tuple(removed)
 
     def remove_sample(self, sample_id: int) -> int:
         """Remove one sample by id; returns the index of the class it was in.
@@ -455,39 +571,195 @@ class EmbeddingStore:
             KeyError: no such sample.
         """
         with self._lock:
-            owner = self._where.pop(sample_id, None)
-            if owner is None:
-                raise KeyError(f"no sample {sample_id}")
-            self._forget(owner, sample_id)
-            index = self._classes.index(owner)
-            self._version += 1
-        self._notify()
+            owner = self._where.get(sample_id)
+            index = None if owner is None else self._classes.index(owner)
+        if index is None or not self.remove_samples([sample_id]):
+            raise KeyError(f"no sample {sample_id}")
         return index
 
-    def undo_last(self) -> int | None:
-        """Remove the most recent capture still present (any class); returns its class index.
+    def extend(
+        self, additions: Sequence[tuple[str, Sequence[Sample]]]
+    ) -> tuple[tuple[int, ...], tuple[Sample, ...]]:
+        """Add many samples at once, into existing classes (matched by name) or new ones.
 
-        Returns None when there is nothing to undo.
+        All or nothing, under one lock, announced by one ``events.extended``.
+        The samples get new ids here (their given ``id``/``class_id`` are ignored).
+
+        Args:
+            additions: (class name, samples) pairs, in order; new names become
+                classes at the end.
+
+        Returns:
+            (ids of the classes created, the samples as stored).
+
+        Raises:
+            ValueError: a bad name or embedding. StoreFullError: it does not fit.
         """
+        named = [(normalize_class_name(name), list(samples)) for name, samples in additions]
+        for _, samples in named:
+            for sample in samples:
+                if sample.embedding.shape != (self.feature_dim,):
+                    raise ValueError(f"an embedding does not have {self.feature_dim} values")
         with self._lock:
-            while self._history:
-                sample_id = self._history.pop()
-                owner = self._where.pop(sample_id, None)
+            targets: list[_Class] = []
+            created: list[_Class] = []
+            pending_keys: dict[str, _Class] = {}
+            for name, _ in named:
+                key = class_name_key(name)
+                owner = pending_keys.get(key)
                 if owner is None:
-                    continue  # removed some other way already
-                self._forget(owner, sample_id)
-                index = self._classes.index(owner)
-                self._version += 1
-                break
-            else:
-                return None
-        self._notify()
-        return index
+                    class_id = self._keys.get(key)
+                    if class_id is not None:
+                        owner = self._by_id[class_id]
+                    else:
+                        owner = _Class(self._next_class_id + len(created), name)
+                        created.append(owner)
+                    pending_keys[key] = owner
+                targets.append(owner)
+            if len(self._classes) + len(created) > MAX_CLASSES:
+                raise ValueError(f"A store holds at most {MAX_CLASSES} classes")
+            counts: dict[int, int] = {}
+            size = 0
+            for owner, (_, samples) in zip(targets, named, strict=True):
+                counts[owner.id] = counts.get(owner.id, len(owner.samples)) + len(samples)
+                if counts[owner.id] > self.max_samples_per_class:
+                    raise StoreFullError(self._full_class_text(owner.name, len(owner.samples)))
+                size += sum(s.nbytes for s in samples)
+            if self._bytes + size > self.max_bytes:
+                raise StoreFullError(self._full_store_text())
+            # Checked: now change, and nothing below can fail.
+            for owner in created:
+                self._insert_class(owner, len(self._classes))
+            self._next_class_id += len(created)
+            added: list[Sample] = []
+            for owner, (_, samples) in zip(targets, named, strict=True):
+                for sample in samples:
+                    stored = dataclasses.replace(sample, id=self._next_sample_id, class_id=owner.id)
+                    self._next_sample_id += 1
+                    owner.samples.append(stored)
+                    owner.ids.append(stored.id)
+                    self._where[stored.id] = owner
+                    self._bytes += stored.nbytes
+                    added.append(stored)
+            self._version += 1
+        new_ids = tuple(c.id for c in created)
+        _emit(self.events.extended, new_ids, tuple(added))
+        return new_ids, tuple(added)
+
+    # -- loading ----------------------------------------------------------------
+
+    def replace(
+        self,
+        classes: Sequence[ClassRecord],
+        next_ids: tuple[int, int] | None = None,
+        *,
+        on_swap: Callable[[], None] | None = None,
+    ) -> None:
+        """Swap in new contents at once (a load); emits ``events.replaced`` once.
+
+        Everything is checked before anything changes: on an error the store is
+        as it was.
+
+        Args:
+            classes: the classes in order, with their samples.
+            next_ids: (next class id, next sample id); at least one past the
+                largest id in ``classes`` (default: exactly that).
+            on_swap: called under the store's lock right after the swap, before
+                the event: an owner swaps its own facts in the same moment
+                (it must not call the store).
+
+        Raises:
+            ValueError: duplicate or invalid ids/names, a sample in the wrong
+                class or with the wrong embedding length.
+            StoreFullError: the contents exceed the limits.
+        """
+        prepared = self._prepare(classes, next_ids)
+        self._install(prepared, on_swap)
+        _emit(
+            self.events.replaced,
+        )
+
+    def _prepare(
+        self, classes: Sequence[ClassRecord], next_ids: tuple[int, int] | None
+    ) -> tuple[list[_Class], dict[str, int], int, int, int]:
+        """Checked new contents: (classes, name keys, bytes, next class id, next sample id)."""
+        if len(classes) > MAX_CLASSES:
+            raise ValueError(f"A store holds at most {MAX_CLASSES} classes, not {len(classes)}")
+        built: list[_Class] = []
+        keys: dict[str, int] = {}
+        seen_samples: set[int] = set()
+        seen_classes: set[int] = set()
+        total = 0
+        last_class, last_sample = -1, -1
+        for record in classes:
+            name = normalize_class_name(record.name)
+            key = class_name_key(name)
+            if key in keys:
+                raise ValueError(f"There is already a class called {name!r}")
+            if record.id < 0 or record.id in seen_classes:
+                raise ValueError(f"class id {record.id} is used twice or negative")
+            seen_classes.add(record.id)
+            samples = sorted(record.samples, key=lambda s: s.id)
+            if len(samples) > self.max_samples_per_class:
+                raise StoreFullError(self._full_class_text(name, len(samples)))
+            for sample in samples:
+                if sample.class_id != record.id or sample.id in seen_samples or sample.id < 0:
+                    raise ValueError(f"sample {sample.id} is used twice or in the wrong class")
+                if sample.embedding.shape != (self.feature_dim,):
+                    raise ValueError(
+                        f"a sample has {sample.embedding.shape} values, this store holds "
+                        f"{self.feature_dim}-d embeddings"
+                    )
+                seen_samples.add(sample.id)
+                total += sample.nbytes
+                last_sample = max(last_sample, sample.id)
+            keys[key] = record.id
+            last_class = max(last_class, record.id)
+            built.append(_Class(record.id, name, samples))
+        if total > self.max_bytes:
+            raise StoreFullError(
+                f"The samples take {total / 2**20:.0f} MiB, more than the "
+                f"{self.max_bytes / 2**20:.0f} MiB this kiosk holds"
+            )
+        next_class, next_sample = next_ids if next_ids is not None else (0, 0)
+        return (
+            built,
+            keys,
+            total,
+            max(next_class, last_class + 1),
+            max(next_sample, last_sample + 1),
+        )
+
+    def _install(
+        self,
+        prepared: tuple[list[_Class], dict[str, int], int, int, int],
+        on_swap: Callable[[], None] | None,
+    ) -> None:
+        built, keys, total, next_class, next_sample = prepared
+        with self._lock:
+            if on_swap is not None:
+                on_swap()
+            self._classes = built
+            self._by_id = {c.id: c for c in built}
+            self._keys = keys
+            self._where = {s.id: c for c in built for s in c.samples}
+            self._bytes = total
+            self._next_class_id, self._next_sample_id = next_class, next_sample
+            self._version += 1
 
     # -- internals (call with the lock held) ------------------------------------
 
+    def _checked_vector(self, value: np.ndarray, what: str) -> np.ndarray:
+        vector = np.array(value, dtype=np.float32, copy=True)
+        if vector.shape != (self.feature_dim,):
+            raise ValueError(f"{what} must have shape ({self.feature_dim},), got {np.shape(value)}")
+        if not np.isfinite(vector).all():
+            raise ValueError(f"{what} contains NaN or infinite values")
+        vector.flags.writeable = False
+        return vector
+
     def _check_index(self, class_index: int) -> int:
-        if isinstance(class_index, bool) or not isinstance(class_index, (int, np.integer)):
+        if isinstance(class_index, bool) or not isinstance(class_index, int | np.integer):
             raise TypeError(f"class index must be an int, got {type(class_index).__name__}")
         if not 0 <= class_index < len(self._classes):
             raise IndexError(f"no class {class_index} (there are {len(self._classes)})")
@@ -496,44 +768,107 @@ class EmbeddingStore:
     def _get(self, class_index: int) -> _Class:
         return self._classes[self._check_index(class_index)]
 
-    def _name_taken(self, text: str, except_index: int | None) -> bool:
-        key = text.casefold()
-        return any(
-            c.name.casefold() == key for i, c in enumerate(self._classes) if i != except_index
-        )
-
-    def _check_name(self, name: str, class_index: int | None) -> str:
+    def _check_name(self, name: str, except_id: int | None) -> str:
         text = normalize_class_name(name)
-        if self._name_taken(text, class_index):
+        owner = self._keys.get(class_name_key(text))
+        if owner is not None and owner != except_id:
             raise ValueError(f"There is already a class called {text!r}")
         return text
 
-    def _forget(self, owner: _Class, sample_id: int) -> None:
-        kept = []
-        for s in owner.samples:
-            if s.id == sample_id:
-                self._bytes -= _sample_bytes(s.embedding, s.thumbnail, s.image)
-            else:
-                kept.append(s)
-        owner.samples = kept
+    def _insert_class(self, added: _Class, index: int) -> None:
+        self._classes.insert(index, added)
+        self._by_id[added.id] = added
+        self._keys[class_name_key(added.name)] = added.id
 
-    def _prune_history(self) -> None:
-        self._history = [i for i in self._history if i in self._where]
+    def _check_samples_fit(self, count: int, size: int, name: str, have: int = 0) -> None:
+        if have + count > self.max_samples_per_class:
+            raise StoreFullError(self._full_class_text(name, have))
+        if self._bytes + size > self.max_bytes:
+            raise StoreFullError(self._full_store_text())
 
-    def _notify(self) -> None:
-        for listener in list(self.listeners):
-            try:
-                listener()
-            except Exception:
-                # A broken listener must not undo or block the change itself.
-                log.exception("store listener %r failed", listener)
+    def _full_class_text(self, name: str, count: int) -> str:
+        return (
+            f"{name!r} has {count} samples, the most a class may hold is "
+            f"{self.max_samples_per_class}: remove some or clear the class to capture more"
+        )
+
+    def _full_store_text(self) -> str:
+        return (
+            f"The store is full ({self._bytes / 2**20:.0f} MiB of "
+            f"{self.max_bytes / 2**20:.0f} MiB): remove samples or classes to capture more"
+        )
 
 
-def _sample_bytes(embedding: np.ndarray, thumbnail: np.ndarray, image: bytes | None) -> int:
-    return int(embedding.nbytes + thumbnail.nbytes + (len(image) if image else 0))
+def listen(signal: Any, callback: Callable[..., object]) -> Callable[..., None]:
+    """Connect ``callback`` to a psygnal ``signal`` so that its exceptions are logged.
+
+    psygnal ends an emit at the first callback that raises, so one broken
+    listener would silence the others (the autosave, the window). Returns the
+    connected wrapper, to pass to ``signal.disconnect``.
+    """
+
+    def guarded(*args: object) -> None:
+        try:
+            callback(*args)
+        except Exception:
+            log.exception("a listener of %s failed", getattr(signal, "name", signal))
+
+    signal.connect(guarded)
+    return guarded
 
 
-def _stack(samples: Sequence[Sample], feature_dim: int) -> np.ndarray:
-    if not samples:
+def _emit(signal: Any, *args: object) -> None:
+    """Emit, so that a broken listener is logged and never undoes or blocks the change."""
+    try:
+        signal.emit(*args)
+    except Exception:
+        log.exception("a listener of %s failed", getattr(signal, "name", signal))
+
+
+def frozen_sample(
+    sample_id: int,
+    class_id: int,
+    embedding: np.ndarray,
+    thumbnail: np.ndarray,
+    image: bytes | None,
+    created: float,
+    flipped: np.ndarray | None = None,
+) -> Sample:
+    """A ``Sample`` from arrays read elsewhere (a file), checked and made read-only, not copied.
+
+    Raises ValueError for a non-finite or non-vector embedding or a malformed thumbnail.
+    """
+    vectors = [np.asarray(embedding, np.float32)]
+    if flipped is not None:
+        vectors.append(np.asarray(flipped, np.float32))
+    for vector in vectors:
+        if vector.ndim != 1 or not np.isfinite(vector).all():
+            raise ValueError("an embedding is not a finite vector")
+        vector.flags.writeable = False
+    thumb = np.asarray(thumbnail)
+    if thumb.dtype != np.uint8 or thumb.ndim != 3 or thumb.shape[2] != 3 or thumb.size == 0:
+        raise ValueError(f"thumbnail must be (h, w, 3) uint8, got {thumb.shape} {thumb.dtype}")
+    thumb.flags.writeable = False
+    return Sample(
+        id=int(sample_id),
+        class_id=int(class_id),
+        embedding=vectors[0],
+        thumbnail=thumb,
+        image=image,
+        created=float(created),
+        flipped=vectors[1] if flipped is not None else None,
+    )
+
+
+def _checked_thumbnail(thumbnail: np.ndarray) -> np.ndarray:
+    thumb = np.array(thumbnail, copy=True)
+    if thumb.dtype != np.uint8 or thumb.ndim != 3 or thumb.shape[2] != 3 or thumb.size == 0:
+        raise ValueError(f"thumbnail must be (h, w, 3) uint8, got {thumb.shape} {thumb.dtype}")
+    thumb.flags.writeable = False
+    return thumb
+
+
+def _stack(rows: Sequence[np.ndarray], feature_dim: int) -> np.ndarray:
+    if not rows:
         return np.zeros((0, feature_dim), np.float32)
-    return np.stack([s.embedding for s in samples])
+    return np.stack(rows)

@@ -24,6 +24,7 @@ class FakeExtractor:
         self.model_path = Path(name)
         self.sha256 = hashlib.sha256(name.encode()).hexdigest()
         self.size = size
+        self.input_size = (size, size)
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """Any (H, W, 3) uint8 -> (size, size, 3) uint8."""

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kiosk.session import TeachingSession, format_labels
+from kiosk.labels import format_labels
+from kiosk.session import TeachingSession
 from kiosk.store import MAX_NAME_LENGTH, EmbeddingStore
 from kiosk.vision.grabber import FrameGrabber
 from kiosk.vision.sources import FrameSource, bgr_to_rgb

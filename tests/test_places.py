@@ -43,6 +43,8 @@ def write_project(folder: Path, classes: int, samples: int, saved: float = 1.7e9
         "saved_at": saved,
         "classes": [{"name": f"c{i}"} for i in range(classes)],
         "samples": {"file": "samples-x.npz", "count": samples},
+        "extractor": {"name": "mobilenet.tflite"},
+        "head": None,
     }
     (folder / "project.json").write_text(json.dumps(manifest))
 

@@ -16,13 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kiosk.capture import decode_model_input
 from kiosk.embedding import EmbeddingExtractor
-from kiosk.session import (
-    SaveError,
-    TeachingSession,
-    decode_model_input,
-    format_labels,
-)
+from kiosk.labels import format_labels
+from kiosk.session import SaveError, TeachingSession
 from kiosk.store import EmbeddingStore
 from kiosk.vision.demo import OBJECT_NAMES, DemoScene
 from kiosk.vision.runtime import load_interpreter
@@ -195,7 +192,7 @@ def test_cancel_keeps_the_previous_head(extractor: EmbeddingExtractor, scene: De
     first = session.head
     assert first is not None
     swaps = []
-    session.listeners.append(lambda: swaps.append(session.head))
+    session.events.headChanged.connect(swaps.append)
     stop = threading.Event()
 
     def stop_soon(progress: object) -> None:
@@ -248,16 +245,23 @@ def test_staleness_and_deleted_classes(extractor: EmbeddingExtractor, scene: Dem
     teach(session, scene, captures=3)
     session.train()
     frame = scene.render(50.0, OBJECTS[2], 50)
-    session.store.rename_class(0, "Tomato")
+    session.rename_class(0, "Tomato")
     assert not session.head_is_stale  # renames are fine
     assert session.predict(frame).class_names[0] == "Tomato"
-    session.store.add_class("Empty")
+    session.add_class("Empty")
     assert not session.head_is_stale  # so is a new empty class
     session.capture(3, scene.render(0, None))
     assert session.head_is_stale  # a new class with samples
-    session.store.remove_class(3)
+    session.remove_class(3)
     assert not session.head_is_stale
-    session.store.undo_last()  # the newest remaining capture: a green triangle
+    session.undo()  # "Empty" comes back with its sample
+    assert session.head_is_stale and session.store.counts() == [3, 3, 3, 1]
+    session.undo()  # its capture goes
+    assert not session.head_is_stale
+    session.undo()  # then the class itself
+    session.undo()  # then the rename
+    assert session.store.class_names == ["red disc", "blue square", "green triangle"]
+    session.store.remove_samples([session.store.samples(2)[-1].id])
     assert session.head_is_stale
     # Deleting a trained class: the head cannot name one of its outputs any more.
     session.store.remove_class(0)
@@ -280,7 +284,9 @@ def test_save_writes_a_model_that_agrees_with_the_float_head(
     report = trained.save(tmp_path / "model.tflite")
     assert report.model_path == tmp_path / "model.tflite"
     assert report.labels_path == tmp_path / "labels.txt"
-    assert report.num_checked == 3 * CAPTURES
+    # Every sample as captured and mirrored: inputs of both kinds.
+    assert report.num_checked == 2 * 3 * CAPTURES
+    assert "mirrored" in report.checked
     assert report.agreement is not None and report.agreement >= 0.95
     assert report.note is None and report.seconds > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.txt", "model.tflite"]
@@ -451,3 +457,20 @@ def test_training_in_a_child_process_gives_the_same_head(extractor, scene):
     np.testing.assert_allclose(there.model.biases, here.model.biases, atol=1e-6)
     assert here.evaluation is not None
     assert there.evaluation.accuracy == pytest.approx(here.evaluation.accuracy)
+
+
+def test_a_class_named_like_the_edgetpu_op_keeps_its_cpu_model_checked(
+    trained: TeachingSession, tmp_path: Path
+) -> None:
+    from kiosk.vision.runtime import is_edgetpu_model
+
+    old = trained.store.class_names[0]
+    trained.store.rename_class(0, "edgetpu-custom-op")
+    try:
+        report = trained.save(tmp_path / "model.tflite")
+    finally:
+        trained.store.rename_class(0, old)
+    # The Edge TPU test reads the model's operator codes, never its labels.
+    assert not is_edgetpu_model((tmp_path / "model.tflite").read_bytes())
+    assert report.agreement is not None and report.note is None
+    assert EmbeddingExtractor(trained.extractor.model_path).on_edgetpu is False

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from kiosk.embedding import EmbeddingExtractor
+from kiosk.learn.fit_process import fit_here
 from kiosk.learn.metadata import read_confidence_threshold, read_metadata
 from kiosk.session import SaveCancelled, SaveReport, TeachingSession
 from kiosk.vision.demo import OBJECT_NAMES, DemoScene
@@ -57,11 +58,11 @@ def test_imprinted_predictions_before_training(
     assert prediction.class_name == "blue square" and prediction.sure
     assert prediction.probabilities.shape == (2,)
     # Cached until the store changes; a capture refreshes it.
-    cached = session.imprinted_head()
-    assert session.imprinted_head()[1] is cached[1]
+    cached = session.predictor.imprinted_head()
+    assert session.predictor.imprinted_head()[1] is cached[1]
     session.capture(first, scene.render(3.0, 0, 9))
-    assert session.imprinted_head()[1] is not cached[1]
-    assert session.imprinted_head()[1].counts == (4, 3)
+    assert session.predictor.imprinted_head()[1] is not cached[1]
+    assert session.predictor.imprinted_head()[1].counts == (4, 3)
 
 
 def test_training_evaluates_and_sets_a_threshold(
@@ -145,7 +146,7 @@ def test_capture_feedback_flags_the_same_view_twice(
     assert session.capture_feedback(first).similarity is None
     assert session.capture_feedback(again).duplicate
     assert not session.capture_feedback(moved).duplicate
-    session.store.undo_last()
+    session.undo()
     assert session.capture_feedback(moved) is None  # gone
 
 
@@ -157,24 +158,39 @@ def test_flipped_copies_train_only_beside_their_originals(
         index = session.store.add_class(OBJECT_NAMES[obj])
         for k in range(10):
             session.capture(index, scene.render(0.7 * k, obj, k))
-    flipped = session.flipped_embeddings()
-    snapshot = session.store.snapshot()
-    ids = [s.id for samples in snapshot.samples for s in samples]
-    assert sorted(flipped) == sorted(ids)
-    plain = snapshot.training_data(seed=0, classes=[0, 1])
-    data = snapshot.training_data(seed=0, classes=[0, 1], extra_train=flipped)
-    # The same split, plus one mirrored copy per training sample, none per held-out one.
-    np.testing.assert_array_equal(data["data_val"], plain["data_val"])
-    assert len(data["data_train"]) == 2 * len(plain["data_train"])
-    held_out = {
-        s.id
-        for s in snapshot.samples[0] + snapshot.samples[1]
-        if any(np.array_equal(s.embedding, v) for v in plain["data_val"])
-    }
-    copies = data["data_train"][len(plain["data_train"]) // 2 :]
-    for sample_id in held_out:
-        assert not any(np.array_equal(flipped[sample_id], row) for row in data["data_train"])
-    assert len(copies)
-    # Copies of removed samples are forgotten.
-    session.store.undo_last()
-    assert len(session.flipped_embeddings()) == len(ids) - 1
+    samples = [s for c in session.store.snapshot().samples for s in c]
+    # Every capture carries its own mirrored embedding: one owner, no side table.
+    assert all(s.flipped is not None and s.flipped.shape == s.embedding.shape for s in samples)
+    seen: list[dict] = []
+
+    def spy(model, data, config, **kwargs):  # the fitter hook sees exactly what is fitted
+        seen.append(data)
+        return fit_here(model, data, config, **kwargs)
+
+    session.train(fitter=spy)
+    data = seen[0]  # the hold-out fit
+    held_out = [s for s in samples if any(np.array_equal(s.embedding, v) for v in data["data_val"])]
+    assert held_out  # 10 a class: some are held out
+    train_rows = [tuple(row) for row in data["data_train"]]
+    for sample in held_out:  # neither a held-out sample nor its mirror is fitted
+        assert tuple(sample.flipped) not in train_rows
+    trained = [s for s in samples if s not in held_out]
+    assert all(tuple(s.flipped) in train_rows for s in trained)
+    assert len(data["data_train"]) == 2 * len(trained)
+    assert session.head is not None and session.head.mirrored_counts == (10, 10)
+
+
+def test_observe_gives_prediction_and_novelty_from_one_embedding() -> None:
+    from tests.fakes import FakeExtractor, picture
+
+    session = TeachingSession(FakeExtractor())
+    assert session.observe(picture(1)) == (None, None)  # nothing stored: not even embedded
+    session.add_class("a")
+    session.capture(0, picture(1))
+    prediction, novelty = session.observe(picture(1))
+    assert prediction is None  # one class: nothing to tell apart
+    assert novelty == pytest.approx(0.0, abs=0.02)
+    far = session.observe(picture(999))[1]
+    assert far is not None and far > novelty
+    session.capture(0, picture(999))  # the cached matrix follows the store
+    assert session.observe(picture(999))[1] == pytest.approx(0.0, abs=0.02)

@@ -10,7 +10,15 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from kiosk.store import MAX_NAME_LENGTH, EmbeddingStore, normalize_class_name
+from kiosk.store import (
+    MAX_CLASSES,
+    MAX_NAME_LENGTH,
+    ClassRecord,
+    EmbeddingStore,
+    StoreFullError,
+    listen,
+    normalize_class_name,
+)
 
 D = 8
 THUMB = np.zeros((4, 4, 3), np.uint8)
@@ -104,22 +112,89 @@ def test_samples_are_immutable_copies() -> None:
     assert store.embeddings(0).dtype == np.float32
 
 
-def test_undo_is_global_and_survives_class_changes() -> None:
-    store = EmbeddingStore(D)
-    for _ in range(3):
-        store.add_class()
-    a = store.add_sample(0, vec(), THUMB)
-    store.add_sample(1, vec(), THUMB)
-    store.add_sample(2, vec(), THUMB)
-    store.add_sample(1, vec(), THUMB)
-    assert store.undo_last() == 1
-    store.remove_class(1)  # class 2 becomes class 1
-    assert store.undo_last() == 1  # the sample of old class 2, at its new index
-    assert store.counts() == [1, 0]
-    store.remove_sample(a)
-    assert store.undo_last() is None
+def test_removed_samples_and_classes_come_back_unchanged() -> None:
+    store = filled_store([2, 3, 1])
+    first = store.samples(1)[0]
+    removed = store.remove_samples([first.id, 999])
+    assert removed == (first,) and store.counts() == [2, 2, 1]
+    store.insert_samples(removed)  # same object, same id, back in id order
+    assert store.samples(1)[0] is first and store.counts() == [2, 3, 1]
+    with pytest.raises(ValueError):
+        store.insert_samples(removed)  # already there
+    record = store.remove_class(1)
+    assert store.class_names == ["Class 1", "Class 3"]
+    assert store.restore_class(record, 1) == 1
+    assert store.class_names == ["Class 1", "Class 2", "Class 3"]
+    assert [s.id for s in store.samples(1)] == [s.id for s in record.samples]
+    cleared = store.clear_class(0)
+    assert len(cleared) == 2 and store.counts() == [0, 3, 1]
     with pytest.raises(KeyError):
-        store.remove_sample(a)
+        store.remove_sample(cleared[0].id)
+    gone = store.remove_class(0)
+    with pytest.raises(ValueError, match="class is gone"):
+        store.insert_samples(cleared)
+    store.restore_class(gone, 0)
+    store.insert_samples(cleared)
+    assert store.counts() == [2, 3, 1]
+
+
+def test_limits_hold_for_every_way_in() -> None:
+    store = EmbeddingStore(D, max_samples_per_class=2)
+    store.add_class()
+    store.add_sample(0, vec(), THUMB)
+    store.add_sample(0, vec(), THUMB)
+    with pytest.raises(StoreFullError, match="most a class"):
+        store.add_sample(0, vec(), THUMB)
+    removed = store.clear_class(0)
+    store.add_sample(0, vec(), THUMB)
+    with pytest.raises(StoreFullError):
+        store.insert_samples(removed)  # two more would make three
+    assert store.counts() == [1]
+    before = store.snapshot()
+    with pytest.raises(StoreFullError):
+        store.replace([ClassRecord(store.class_ids[0], "A", removed + before.samples[0])])
+    assert store.snapshot().samples == before.samples  # nothing changed
+
+
+def test_replace_is_checked_first_then_swaps_everything_at_once() -> None:
+    store = filled_store([2, 1])
+    other = filled_store([1, 1, 3])
+    seen: list[str] = []
+    store.events.connect(lambda info: seen.append(info.signal.name))
+    records = other.snapshot().records()
+    bad = [ClassRecord(0, "A", records[0].samples), ClassRecord(1, "a", ())]
+    with pytest.raises(ValueError, match="already a class"):
+        store.replace(bad)
+    assert store.counts() == [2, 1] and seen == []
+    store.replace(records, (7, 40))
+    assert store.counts() == [1, 1, 3] and seen == ["replaced"]
+    assert store.next_ids == (7, 40)
+    assert store.add_class() == 3 and store.class_ids[3] == 7
+
+
+def test_extend_adds_classes_and_samples_in_one_step() -> None:
+    store = filled_store([1])
+    store.rename_class(0, "cat")
+    template = store.samples(0)[0]
+    seen: list[str] = []
+    store.events.connect(lambda info: seen.append(info.signal.name))
+    created, added = store.extend([("Cat", [template, template]), ("dog", [template])])
+    assert store.class_names == ["cat", "dog"] and store.counts() == [3, 1]
+    assert len(created) == 1 and len({s.id for s in added}) == 3
+    assert seen == ["extended"]
+    small = EmbeddingStore(D, max_samples_per_class=2)
+    small.add_class("cat")
+    with pytest.raises(StoreFullError):
+        small.extend([("cat", [template] * 3), ("new", [template])])
+    assert small.class_names == ["cat"] and small.counts() == [0]  # all or nothing
+
+
+def test_many_classes_are_linear_and_capped() -> None:
+    store = EmbeddingStore(D)
+    store.extend([(f"c{i}", []) for i in range(MAX_CLASSES)])
+    assert store.num_classes == MAX_CLASSES
+    with pytest.raises(ValueError, match="at most"):
+        store.add_class()
 
 
 def test_thumbnails_newest_first() -> None:
@@ -132,62 +207,41 @@ def test_thumbnails_newest_first() -> None:
     assert store.latest_thumbnails(0, n=0) == []
 
 
-def test_version_and_listeners_run_outside_the_lock() -> None:
+def test_events_say_what_changed_outside_the_lock() -> None:
     store = EmbeddingStore(D)
-    seen: list[int] = []
+    seen: list[tuple] = []
 
-    def listener() -> None:
+    def listener(info: object) -> None:
         # Would deadlock (or fail here) if called with the store's lock held.
         assert store._lock.acquire(blocking=False)
         store._lock.release()
-        seen.append(store.version)
+        seen.append((info.signal.name, store.version))
 
-    def broken() -> None:
+    def broken(*args: object) -> None:
         raise RuntimeError("a broken listener must not break the store")
 
-    store.listeners.extend([broken, listener])
+    listen(store.events.samplesAdded, broken)
+    store.events.connect(listener)
     store.add_class()
-    store.add_sample(0, vec(), THUMB)
+    sample_id = store.add_sample(0, vec(), THUMB)
     store.rename_class(0, "A")
     store.rename_class(0, "A")  # no change, no event
     store.clear_class(0)
-    store.undo_last()  # nothing left to undo: no event
     store.remove_class(0)
-    assert seen == [1, 2, 3, 4, 5]
+    assert [name for name, _ in seen] == [
+        "classAdded",
+        "samplesAdded",
+        "classRenamed",
+        "samplesRemoved",
+        "classCleared",
+        "classRemoved",
+    ]
     assert store.version == 5
-
-
-def test_training_data_is_stratified() -> None:
-    store = filled_store([2, 5, 10, 20, 0])
-    data = store.training_data(val_fraction=0.2, seed=1)
-    val_counts = np.bincount(data["labels_val"], minlength=5)
-    train_counts = np.bincount(data["labels_train"], minlength=5)
-    assert val_counts.tolist() == [0, 1, 2, 4, 0]  # 2 is too few to hold any out
-    assert (train_counts + val_counts).tolist() == [2, 5, 10, 20, 0]
-    assert data["data_train"].dtype == np.float32 and data["data_train"].shape[1] == D
-    # Rows carry their own class: embeddings were filled with 100 * class + k.
-    for x, y in [
-        (data["data_train"], data["labels_train"]),
-        (data["data_val"], data["labels_val"]),
-    ]:
-        assert np.array_equal(x[:, 0] // 100, y)
-    # No row both in train and val, and the split is reproducible.
-    assert not set(data["data_train"][:, 0]) & set(data["data_val"][:, 0])
-    again = store.training_data(val_fraction=0.2, seed=1)
-    assert np.array_equal(again["data_val"], data["data_val"])
-
-
-def test_training_data_subset_relabels_and_may_have_no_val() -> None:
-    snapshot = filled_store([3, 0, 4]).snapshot()
-    data = snapshot.training_data(val_fraction=0.15, classes=[0, 2])
-    assert data["labels_train"].tolist() == [0, 0, 0, 1, 1, 1, 1]
-    assert data["data_val"].shape == (0, D) and data["labels_val"].shape == (0,)
-    x, y = snapshot.as_arrays()
-    assert x.shape == (7, D) and y.tolist() == [0, 0, 0, 2, 2, 2, 2]
-    empty = EmbeddingStore(D).training_data()
-    assert empty["data_train"].shape == (0, D)
-    with pytest.raises(ValueError):
-        snapshot.training_data(val_fraction=1.0)
+    added: list = []
+    store.events.samplesAdded.connect(added.append)
+    store.add_class()
+    store.add_sample(0, vec(), THUMB)
+    assert added[0][0].id == sample_id + 1 and added[0][0].class_id == store.class_ids[0]
 
 
 def test_snapshot_does_not_change_afterwards() -> None:
@@ -220,13 +274,13 @@ def test_concurrent_captures_are_all_kept() -> None:
 
 
 class StoreMachine(RuleBasedStateMachine):
-    """Random add/remove/undo/clear sequences against a plain-list model."""
+    """Random add/remove/clear/put-back sequences against a plain-list model."""
 
     def __init__(self) -> None:
         super().__init__()
         self.store = EmbeddingStore(D)
         self.model: list[list[int]] = []  # per class: sample ids in capture order
-        self.history: list[int] = []
+        self.removed: list[tuple] = []  # samples taken out, to put back
 
     @rule()
     def add_class(self) -> None:
@@ -246,26 +300,29 @@ class StoreMachine(RuleBasedStateMachine):
         c = data.draw(st.integers(0, len(self.model) - 1))
         sample_id = self.store.add_sample(c, vec(c), THUMB)
         self.model[c].append(sample_id)
-        self.history.append(sample_id)
 
     @precondition(lambda self: self.model)
     @rule(data=st.data())
     def clear_class(self, data: st.DataObject) -> None:
         c = data.draw(st.integers(0, len(self.model) - 1))
-        self.store.clear_class(c)
+        removed = self.store.clear_class(c)
+        if removed:
+            self.removed.append(removed)
         self.model[c] = []
 
+    @precondition(lambda self: self.removed)
     @rule()
-    def undo(self) -> None:
-        present = {s for samples in self.model for s in samples}
-        while self.history and self.history[-1] not in present:
-            self.history.pop()
-        expected = None
-        if self.history:
-            last = self.history.pop()
-            expected = next(i for i, samples in enumerate(self.model) if last in samples)
-            self.model[expected].remove(last)
-        assert self.store.undo_last() == expected
+    def put_back(self) -> None:
+        samples = self.removed.pop()
+        ids = self.store.class_ids
+        if all(s.class_id in ids for s in samples):
+            self.store.insert_samples(samples)
+            for s in samples:
+                self.model[ids.index(s.class_id)].append(s.id)
+                self.model[ids.index(s.class_id)].sort()
+        else:
+            with pytest.raises(ValueError):
+                self.store.insert_samples(samples)
 
     @invariant()
     def counts_match(self) -> None:
@@ -274,8 +331,9 @@ class StoreMachine(RuleBasedStateMachine):
         assert [[s.id for s in self.store.samples(c)] for c in range(len(self.model))] == self.model
         x, y = self.store.as_arrays()
         assert len(x) == len(y) == sum(len(s) for s in self.model)
-        data = self.store.training_data()
-        assert len(data["labels_train"]) + len(data["labels_val"]) == len(y)
+        assert self.store.nbytes == sum(
+            s.nbytes for c in range(len(self.model)) for s in self.store.samples(c)
+        )
 
 
 TestStoreMachine = StoreMachine.TestCase

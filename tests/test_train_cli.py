@@ -54,7 +54,13 @@ def test_metrics_are_complete_and_sane(trained) -> None:
     ):  # fmt: skip
         assert key in metrics, key
     assert metrics["num_classes"] == 10
-    assert metrics["num_train"] + metrics["num_val"] + metrics["num_test"] == 90
+    # The hold-out that evaluates the head (and sets "not sure") is part of training.
+    assert metrics["num_train"] + metrics["num_test"] == 90
+    assert 0 < metrics["num_val"] < metrics["num_train"]
+    # The same pipeline as the window: mirrored copies, a threshold, what Save checked.
+    assert metrics["num_mirrored"] == metrics["num_train"]
+    assert 0.0 < metrics["confidence_threshold"] < 1.0
+    assert "mirrored" in metrics["save_check"]["checked"]
     assert metrics["num_test"] >= 10  # one per class at least
     # Real objects held up to a camera: the head must learn them, and the saved
     # quantized model must agree with the float head.

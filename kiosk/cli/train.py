@@ -4,6 +4,11 @@ The command-line counterpart of the kiosk, and a drop-in for pycoral's
 ``backprop_last_layer.py``: one sub-folder of images per class in, a
 ``retrained_model.tflite`` plus ``labels.txt`` out, checked by reloading the
 saved model and measuring it on a held-out test split.
+
+A thin driver over the kiosk's own pipeline: the images (but the test split)
+are imported into a ``TeachingSession`` as captures, trained with the window's
+recipe and saved through ``kiosk.export``, so a model from here carries the
+same metadata (threshold, mirrored copies, settings) as one saved in the window.
 """
 
 from __future__ import annotations
@@ -18,24 +23,20 @@ from pathlib import Path
 
 import numpy as np
 
-from kiosk.atomic import atomic_write, staged_writes
+from kiosk.atomic import atomic_write
 from kiosk.cli.common import ProgressBar, UserError, fail
 from kiosk.dataset import read_rgb, scan_image_folder, stratified_split
 from kiosk.embedding import EmbeddingExtractor
-from kiosk.evaluation import per_class_agreement
-from kiosk.learn import (
-    DEFAULT_TRAINING,
-    PYCORAL_TRAINING,
-    SoftmaxRegression,
-    TrainingConfig,
-    TrainingProgress,
-    TrainingResult,
-)
+from kiosk.export import FIDELITY_THRESHOLD as FIDELITY
+from kiosk.export import SavedModel, SaveError
+from kiosk.learn import DEFAULT_TRAINING, PYCORAL_TRAINING
+from kiosk.learn.evaluation import per_class_agreement
 from kiosk.learn.metadata import read_metadata
+from kiosk.learn.recipe import TrainingSettings
 from kiosk.models import ModelError, resolve_model
-from kiosk.session import FIDELITY_THRESHOLD as FIDELITY
-from kiosk.session import format_labels
-from kiosk.vision.runtime import load_interpreter
+from kiosk.persist.images import import_files
+from kiosk.session import TeachingSession
+from kiosk.store import EmbeddingStore
 
 PROGRAM = "kiosk-train"
 
@@ -73,7 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
             default=None,
             help=f"default {getattr(tuned, field)} (sgd: {getattr(sgd, field)})",
         )
-    parser.add_argument("--val-fraction", type=float, default=0.1, help="default 0.1")
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=TrainingSettings().val_fraction,
+        help="share of each class (of 5 images or more) held out to evaluate the head and "
+        "set its 'not sure' threshold, as the kiosk does (default "
+        f"{TrainingSettings().val_fraction})",
+    )
     parser.add_argument("--test-fraction", type=float, default=0.1, help="default 0.1")
     parser.add_argument("--seed", type=int, default=0, help="default 0")
     parser.add_argument("--num-threads", type=int, default=None, help="interpreter threads")
@@ -98,8 +106,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Embed, split, train, save and verify; returns the metrics dict."""
-    config = _training_config(args)
+    """Import, train and save exactly as the kiosk window does, then test; returns metrics.
+
+    The folder's images are split into a test set and the rest; the rest is
+    imported into a ``TeachingSession`` (each image captured like a camera
+    frame, with its mirrored copy), trained with the window's recipe, staged,
+    checked and committed through ``kiosk.export``; the saved model is then
+    run on the test images.
+    """
+    settings = _training_settings(args)
     dataset = scan_image_folder(args.data_dir)
     _prepare_output_dir(args.output_dir)
     extractor = EmbeddingExtractor(resolve_model(args.embedding_extractor), args.num_threads)
@@ -109,98 +124,86 @@ def run(args: argparse.Namespace) -> dict:
         f"extractor {extractor.model_path.name} on the {where}",
         file=sys.stderr,
     )
+    pool, _, test = stratified_split(dataset.labels, 0.0, args.test_fraction, args.seed)
+    # No store limits: the folder is the whole lesson.
+    store = EmbeddingStore(extractor.feature_dim, max_samples_per_class=10**9, max_bytes=1 << 62)
+    session = TeachingSession(extractor, store, settings=settings)
 
     started = time.perf_counter()
-    embeddings, labels, kept_paths = _embed_folder(extractor, dataset.paths, dataset.labels)
+    bar = ProgressBar("embedding", len(pool))
+    groups = [
+        (name, [dataset.paths[i] for i in pool if dataset.labels[i] == label])
+        for label, name in enumerate(dataset.class_names)
+    ]
+    report = import_files(session, groups, progress=lambda done, total: bar.update(done))
+    bar.close()
     embed_seconds = time.perf_counter() - started
-    _check_every_class_readable(dataset.class_names, labels)
+    _warn_unreadable(report.skipped)
+    _check_every_class_readable(session)
 
-    train, val, test = stratified_split(labels, args.val_fraction, args.test_fraction, args.seed)
-    data = {
-        "data_train": embeddings[train],
-        "labels_train": labels[train],
-        "data_val": embeddings[val],
-        "labels_val": labels[val],
-    }
-    model = SoftmaxRegression(
-        extractor.feature_dim,
-        len(dataset.class_names),
-        weight_scale=config.weight_scale,
-        reg=config.reg,
-        seed=args.seed,
-    )
-    bar = ProgressBar("training", config.num_iter)
-
-    def report(progress: TrainingProgress) -> None:
-        bar.update(progress.iteration, f"loss {progress.loss:.4f}")
-
+    bar = ProgressBar("training", settings.config.num_iter)
     started = time.perf_counter()
-    result = model.fit(data, config, callback=report)
+    result = session.train(callback=lambda p: bar.update(p.iteration, f"loss {p.loss:.4f}"))
     train_seconds = time.perf_counter() - started
     bar.close(result.iterations)
     if result.diverged:
         raise UserError("training diverged (loss became NaN); lower --learning-rate")
+    head = session.head
+    assert head is not None
 
     started = time.perf_counter()
-    model_bytes = model.serialize_model(
-        extractor.model_path,
-        metadata=_model_metadata(
-            dataset.class_names, labels[train], config, result, extractor, args.seed
-        ),
-    )
-    serialize_seconds = time.perf_counter() - started
     suffix = "_edgetpu" if extractor.on_edgetpu else ""
     output = args.output_dir / f"retrained_model{suffix}.tflite"
     labels_path = args.output_dir / "labels.txt"
-    # Model and labels land together or not at all.
-    with staged_writes(
-        {output: model_bytes, labels_path: format_labels(dataset.class_names).encode("utf-8")}
-    ):
-        pass
-    # Read the description back from the file on disk: what any later reader sees.
+    try:
+        saved = session.commit_save(session.stage_save(output, labels_path, tool=PROGRAM))
+    except SaveError as error:
+        raise UserError(str(error)) from None
+    serialize_seconds = time.perf_counter() - started
+    class_names = list(session.store.class_names)
     labels_in_model = (read_metadata(output) or {}).get("class_names")
-    if labels_in_model != dataset.class_names:
-        raise UserError(f"{output} was written but its stored labels do not read back")
 
-    float_predictions = model.predict(embeddings[test]) if len(test) else np.zeros(0, np.int64)
-    float_accuracy = _accuracy(float_predictions, labels[test])
-    saved_predictions = None
-    if len(test):
-        saved_predictions = _predict_saved(
-            model_bytes, extractor, [kept_paths[i] for i in test], args.num_threads
-        )
-    tflite_accuracy = _accuracy(saved_predictions, labels[test])
-    agreement = (
-        float(np.mean(saved_predictions == float_predictions))
-        if saved_predictions is not None
-        else None
+    # Test labels: the store index of each test image's class (the head's output order).
+    test_labels = np.array([dataset.labels[i] for i in test], np.int64)
+    float_predictions, saved_predictions, readable = _predict_test(
+        session, output, [dataset.paths[i] for i in test], args.num_threads
     )
+    test_labels = test_labels[readable]
+    agreement = float(np.mean(saved_predictions == float_predictions)) if len(test_labels) else None
     # Per true class of the test images: a class the quantized head loses shows here.
     per_class = (
         dict(
             zip(
-                dataset.class_names,
+                class_names,
                 per_class_agreement(
-                    float_predictions, saved_predictions, labels[test], len(dataset.class_names)
+                    float_predictions, saved_predictions, test_labels, len(class_names)
                 ),
                 strict=True,
             )
         )
-        if saved_predictions is not None
+        if len(test_labels)
         else {}
     )
+    evaluation = head.evaluation
     metrics = {
-        "num_classes": len(dataset.class_names),
-        "class_names": dataset.class_names,
-        "num_train": len(train),
-        "num_val": len(val),
-        "num_test": len(test),
-        "num_unreadable": int(len(dataset.paths) - len(kept_paths)),
-        "float_test_accuracy": float_accuracy,
-        "tflite_test_accuracy": tflite_accuracy,
+        "num_classes": len(class_names),
+        "class_names": class_names,
+        "num_train": int(session.store.total_samples),
+        "num_val": 0 if evaluation is None else int(evaluation.num_samples),
+        "num_test": len(test_labels),
+        "num_unreadable": len(report.skipped) + int(np.count_nonzero(~readable)),
+        "num_mirrored": int(sum(head.mirrored_counts)),
+        "float_test_accuracy": _accuracy(float_predictions, test_labels),
+        "tflite_test_accuracy": _accuracy(saved_predictions, test_labels),
         "agreement": agreement,
         "per_class_agreement": per_class,
+        "save_check": {
+            "agreement": saved.agreement,
+            "checked": saved.checked or saved.note,
+            "per_class": saved.per_class_agreement,
+        },
         "labels_in_model": labels_in_model,
+        "confidence_threshold": head.confidence_threshold,
         "train_accuracy": float(result.train_accuracy),
         "val_accuracy": None if result.val_accuracy is None else float(result.val_accuracy),
         "iterations": int(result.iterations),
@@ -211,7 +214,7 @@ def run(args: argparse.Namespace) -> dict:
         "labels": str(labels_path),
         "extractor": str(extractor.model_path),
         "extractor_sha256": extractor.sha256,
-        "training": dataclasses.asdict(config),
+        "training": settings.to_json(),
         "seed": args.seed,
     }
     _print_summary(metrics)
@@ -228,39 +231,10 @@ def run(args: argparse.Namespace) -> dict:
     return metrics
 
 
-def _model_metadata(
-    class_names: list[str],
-    train_labels: np.ndarray,
-    config: TrainingConfig,
-    result: TrainingResult,
-    extractor: EmbeddingExtractor,
-    seed: int,
-) -> dict:
-    """What the saved model says about itself (schema in ``kiosk.learn.metadata``).
-
-    Test metrics need the saved model, so only training-time metrics are stored.
-    """
-    counts = np.bincount(train_labels, minlength=len(class_names))
-    val = result.val_accuracy
-    return {
-        "class_names": list(class_names),
-        "sample_counts": [int(c) for c in counts],
-        "training": {**dataclasses.asdict(config), "seed": seed, "tool": PROGRAM},
-        "metrics": {
-            "train_accuracy": float(result.train_accuracy),
-            "val_accuracy": None if val is None else float(val),
-            "iterations": int(result.iterations),
-        },
-        "extractor": extractor.model_path.name,
-        "extractor_sha256": extractor.sha256,
-        "feature_dim": int(extractor.feature_dim),
-    }
-
-
 _TRAINING_FLAGS = ("num_iter", "learning_rate", "batch_size", "weight_scale", "reg")
 
 
-def _training_config(args: argparse.Namespace) -> TrainingConfig:
+def _training_settings(args: argparse.Namespace) -> TrainingSettings:
     checks = [
         (args.num_iter is None or args.num_iter >= 1, "--num-iter must be at least 1"),
         (args.learning_rate is None or args.learning_rate > 0, "--learning-rate must be positive"),
@@ -280,9 +254,10 @@ def _training_config(args: argparse.Namespace) -> TrainingConfig:
             raise UserError(message)
     base = PYCORAL_TRAINING if args.optimizer == "sgd" else DEFAULT_TRAINING
     given = {field: getattr(args, field) for field in _TRAINING_FLAGS}
-    return dataclasses.replace(
+    config = dataclasses.replace(
         base, **{field: value for field, value in given.items() if value is not None}
     )
+    return TrainingSettings(config=config, val_fraction=args.val_fraction, seed=args.seed)
 
 
 def _prepare_output_dir(folder: Path) -> None:
@@ -295,22 +270,7 @@ def _prepare_output_dir(folder: Path) -> None:
         raise UserError(f"output folder {folder} is not writable")
 
 
-def _embed_folder(
-    extractor: EmbeddingExtractor, paths: list[Path], labels: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, list[Path]]:
-    """Embed every readable image: ((N, D) float32, (N,) int64, their paths)."""
-    bar = ProgressBar("embedding", len(paths))
-    rows, kept_labels, kept_paths, unreadable = [], [], [], []
-    for done, (path, label) in enumerate(zip(paths, labels, strict=True), start=1):
-        image = read_rgb(path)
-        if image is None:
-            unreadable.append(path)
-        else:
-            rows.append(extractor.embed(image))
-            kept_labels.append(label)
-            kept_paths.append(path)
-        bar.update(done)
-    bar.close()
+def _warn_unreadable(unreadable: list[Path]) -> None:
     if unreadable:
         examples = ", ".join(p.name for p in unreadable[:3])
         more = f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else ""
@@ -319,35 +279,38 @@ def _embed_folder(
             f"{examples}{more}",
             file=sys.stderr,
         )
-    embeddings = np.stack(rows) if rows else np.zeros((0, extractor.feature_dim), np.float32)
-    return embeddings, np.asarray(kept_labels, np.int64), kept_paths
 
 
-def _check_every_class_readable(class_names: list[str], labels: np.ndarray) -> None:
-    counts = np.bincount(labels, minlength=len(class_names))
-    empty = [name for name, count in zip(class_names, counts, strict=True) if count == 0]
-    if empty:
-        raise UserError(f"class {empty[0]!r} has no readable image")
+def _check_every_class_readable(session: TeachingSession) -> None:
+    for name, count in zip(session.store.class_names, session.store.counts(), strict=True):
+        if count == 0:
+            raise UserError(f"class {name!r} has no readable image")
 
 
-def _predict_saved(
-    model_bytes: bytes, extractor: EmbeddingExtractor, paths: list[Path], num_threads: int | None
-) -> np.ndarray:
-    """Top-1 of the saved .tflite on images, run by the interpreter: (n,) int64."""
-    # The saved model runs where the extractor runs: on the Edge TPU when it is one.
-    interpreter = load_interpreter(
-        model_bytes, num_threads=num_threads, edgetpu=extractor.on_edgetpu, name="the saved model"
-    )
-    (input_detail,) = interpreter.get_input_details()
-    (output_detail,) = interpreter.get_output_details()
-    predictions = []
+def _predict_test(
+    session: TeachingSession, model: Path, paths: list[Path], num_threads: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(float head top-1, saved model top-1, which test images were readable).
+
+    Both see the same preprocessed image: the float head through the
+    extractor, the saved model through the interpreter (on the Edge TPU when
+    the extractor runs there).
+    """
+    extractor = session.extractor
+    saved = SavedModel(model, edgetpu=extractor.on_edgetpu, num_threads=num_threads)
+    head = session.head
+    assert head is not None
+    floats, quantized, readable = [], [], []
     for path in paths:
         image = read_rgb(path)
-        assert image is not None  # it was read once already
-        interpreter.set_tensor(input_detail["index"], extractor.preprocess(image)[np.newaxis])
-        interpreter.invoke()
-        predictions.append(int(np.argmax(interpreter.get_tensor(output_detail["index"])[0])))
-    return np.asarray(predictions, np.int64)
+        readable.append(image is not None)
+        if image is None:
+            continue
+        model_input = extractor.preprocess(image)
+        embedding = extractor.embed_input(model_input)
+        floats.append(int(np.argmax(head.model.predict_proba(embedding))))
+        quantized.append(saved.top1(model_input))
+    return np.asarray(floats, np.int64), np.asarray(quantized, np.int64), np.asarray(readable, bool)
 
 
 def _accuracy(predictions: np.ndarray | None, labels: np.ndarray) -> float | None:

@@ -313,6 +313,27 @@ def _builtin_code(opcode: _schema.OperatorCodeT) -> int:
     return max(int(opcode.builtinCode), int(opcode.deprecatedBuiltinCode))
 
 
+def model_custom_codes(model: bytes) -> set[bytes]:
+    """The custom operator codes a model declares (its operator-code table, read lazily).
+
+    Raises ValueError when ``model`` is not a TFLite flatbuffer.
+    """
+    data = _as_bytes(model)
+    if len(data) < 8 or data[4:8] != FILE_IDENTIFIER:
+        raise ValueError("not a valid TFLite model")
+    try:
+        root = _schema.Model.GetRootAs(data, 0)
+        codes = set()
+        for i in range(root.OperatorCodesLength()):
+            opcode = root.OperatorCodes(i)
+            custom = opcode.CustomCode() if opcode is not None else None
+            if custom:
+                codes.add(bytes(custom))
+        return codes
+    except _PARSE_ERRORS as error:
+        raise ValueError(f"not a valid TFLite model: {error}") from None
+
+
 def _uses_edgetpu(model_t: _schema.ModelT, subgraph: _schema.SubGraphT) -> bool:
     opcodes = model_t.operatorCodes or []
     for operator in subgraph.operators or []:

@@ -288,6 +288,7 @@ def build(
     Needs the QApplication; from here on Python's cyclic garbage collection runs
     only on the GUI thread (``kiosk.ui.gc_guard``).
     """
+    from kiosk.learn.recipe import TrainingSettings
     from kiosk.session import TeachingSession
     from kiosk.ui.controller import BURST_HZ, Controller
     from kiosk.ui.gc_guard import collect_on_gui_thread
@@ -296,21 +297,21 @@ def build(
     from kiosk.vision.grabber import FrameGrabber
 
     if session is None:
-        session = TeachingSession(extractor, _make_store(extractor, max_samples_per_class,
-                                                         max_memory_mb))  # fmt: skip
+        settings = TrainingSettings(config=training_config) if training_config else None
+        store = _make_store(extractor, max_samples_per_class, max_memory_mb)
+        session = TeachingSession(extractor, store, settings=settings)
     collect_on_gui_thread()
     saver, restored = None, None
     if autosave or autosave_dir is not None:
         saver, restored = _restore_autosave(session, autosave_dir, fresh)
-    # The product starts with two classes ready to fill.
-    while len(session.store.class_names) < 2:
+    # The product starts with two classes ready to fill (not undoable: not a step taken).
+    while session.store.num_classes < 2:
         session.store.add_class()
     grabber = FrameGrabber(source)
     controller = Controller(
         session,
         grabber,
         output=output,
-        training_config=training_config,
         burst_hz=burst_hz if burst_hz is not None else BURST_HZ,
     )
     lock = OperatorLock(
@@ -318,12 +319,7 @@ def build(
         unlock_seconds=unlock_seconds if unlock_seconds is not None else UNLOCK_SECONDS,
     )
     window = MainWindow(controller, kiosk=fullscreen, lock=lock, places=places)
-    other_model = (
-        saver is not None
-        and restored is not None
-        and restored[1] == "error"
-        and "different model" in restored[0]
-    )
+    other_model = saver is not None and restored is not None and restored[2]
     recovering = False
     built: list[Kiosk] = []
     if model_note is not None and other_model:
@@ -338,6 +334,8 @@ def build(
         saver.on_error = _autosave_reporter(controller)
         if not recovering:
             saver.start()
+    if restored is not None:
+        restored = restored[:2]
     if recovering:
         restored = None  # the recovery says what happens
     elif model_note is not None:
@@ -385,26 +383,27 @@ def _make_store(extractor: Any, per_class: int | None, memory_mb: int | None) ->
 
 def _restore_autosave(
     session: Any, folder: str | Path | None, fresh: bool
-) -> tuple[Any, tuple[str, str] | None]:
-    """(the Autosaver, a (text, level) status message or None)."""
-    from kiosk.autosave import Autosaver
-    from kiosk.persist import ProjectError
+) -> tuple[Any, tuple[str, str, bool] | None]:
+    """(the Autosaver, a (text, level, made by another model) status message or None)."""
+    from kiosk.persist import Autosaver, OtherModelError
 
     saver = Autosaver(session, folder)
     if fresh:
-        from kiosk.autosave import STATE
-
-        if not (Path(saver.folder) / STATE).exists():
-            return saver, None  # there was no previous session to speak of
-        return saver, ("Started fresh: the previous session will be replaced", "info")
+        if not saver.has_journal():
+            return saver, None
+        return saver, (
+            "Started fresh: the last session is kept whole and moves aside with the first change",
+            "info",
+            False,
+        )
     try:
         report = saver.restore()
-    except (ProjectError, OSError) as error:
+    except OtherModelError as error:
         # Start empty rather than not at all; the autosave files stay until replaced.
-        return saver, (f"Could not restore the last session: {error}", "error")
+        return saver, (f"Could not restore the last session: {error}", "error", True)
     if report is None:
         return saver, None
-    return saver, (report.message(), "ok")
+    return saver, (report.message(), report.level, False)
 
 
 def _autosave_reporter(controller: Any) -> Callable[[str | None], None]:

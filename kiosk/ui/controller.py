@@ -12,9 +12,9 @@ number key is held), TRAINING, TRAINED (live predictions), SAVING.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
-import threading
-import time
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +23,11 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
 from kiosk.coaching import class_hint
+from kiosk.export import SaveCancelled, SaveReport, StagedModel
+from kiosk.learn import TrainingConfig, TrainingResult
 from kiosk.learn.fit_process import FitProcess
+from kiosk.session import TeachingSession
+from kiosk.store import EmbeddingStore, StoreFullError, listen
 from kiosk.ui.workers import (
     CallWorker,
     CaptureDone,
@@ -75,6 +79,7 @@ class Snapshot:
     capturing_class: int | None
     max_classes: int = MAX_CLASSES
     can_redo: bool = False
+    undo_is_recent: bool = False
 
     @property
     def busy(self) -> bool:
@@ -120,48 +125,46 @@ class Controller(QObject):
     duplicateCaptured = Signal(int, str)  # class index, coaching text: a near-duplicate sample
 
     _storeChangedElsewhere = Signal()  # bounces store listener calls into this thread
-    _confirmRequested = Signal(object)  # SaveReport: the save thread asks the GUI thread
 
     def __init__(
         self,
-        session: Any,
+        session: TeachingSession,
         grabber: Any,
         *,
         output: str | Path | None = None,
-        training_config: Any = None,
         burst_hz: float = BURST_HZ,
         parent: QObject | None = None,
     ) -> None:
         """
         Args:
-            session: a ``kiosk.session.TeachingSession`` (with its store and extractor).
+            session: the ``TeachingSession``: it owns the classes, samples, head and
+                the current training settings; the controller only runs it.
             grabber: a ``kiosk.vision.grabber.FrameGrabber``, started or not.
             output: where Save writes without asking (``--output``), or ``None``.
-            training_config: the ``TrainingConfig`` to train with (default: the session's).
             burst_hz: samples a second while a capture button is held.
         """
         super().__init__(parent)
         self.session = session
         self.grabber = grabber
         self.output = Path(output).expanduser() if output is not None else None
-        self.default_training_config = training_config or _session_config(session)
-        self.training_config = self.default_training_config
-        self.last_save: Any = None
+        self.last_save: SaveReport | None = None
         self.last_curve: TrainingCurve | None = None
         self._state = AppState.IDLE
         self._capturing: int | None = None
+        self._gestures = itertools.count(1)  # one group per press: undone together
+        self._gesture = 0
         self._source_error: str | None = None
         self._refresh_pending = False
         self._shut_down = False
-        self._recent_from = 0
-        self.reset_recent_work()  # what was restored at start is not a visitor's
 
-        # Store listeners may run on the vision thread: re-emit through a queued
+        # Session events may come from the vision thread: re-emit through a queued
         # signal so every widget update happens here, on the GUI thread.
         self._storeChangedElsewhere.connect(
             self._on_store_changed, Qt.ConnectionType.QueuedConnection
         )
-        self.session.store.listeners.append(self._store_listener)
+        self._connections = [
+            (signal, listen(signal, self._store_listener)) for signal in _session_signals(session)
+        ]
 
         self._burst = QTimer(self)
         self.burst_hz = float(burst_hz)
@@ -183,20 +186,13 @@ class Controller(QObject):
         self._vision: VisionWorker | None = None
         self._trainer: TrainingWorker | None = None
         self._saver: CallWorker | None = None
-        self._save_paths: SavePaths | None = None
-        self._save_started = 0.0
         self._task: CallWorker | None = None
         self._task_callbacks: tuple[Callable[[Any], None], Callable[[Exception], None]] | None
         self._task_callbacks = None
         # Fidelity gate: called on the GUI thread with the staged SaveReport when
         # a class's quantized agreement is low; returns whether to write anyway.
         # The main window sets it to a dialog; None writes without asking.
-        self.confirm_save: Callable[[Any], bool] | None = None
-        self._confirm_answer = False
-        self._confirm_done = threading.Event()
-        self._confirmRequested.connect(
-            self._on_confirm_requested, Qt.ConnectionType.QueuedConnection
-        )
+        self.confirm_save: Callable[[SaveReport], bool] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -229,13 +225,10 @@ class Controller(QObject):
         self._burst.stop()
         self._hold.stop()
         self._source_poll.stop()
-        if self._store_listener in self.session.store.listeners:
-            self.session.store.listeners.remove(self._store_listener)
+        for signal, slot in self._connections:
+            signal.disconnect(slot)
         if self._trainer is not None:
             self._trainer.cancel()
-        # A save waiting for the operator's answer gives up: nothing is written.
-        self._confirm_answer = False
-        self._confirm_done.set()
         if self._vision is not None:
             self._vision.stop()
         self._threads.stop_all()
@@ -265,7 +258,9 @@ class Controller(QObject):
         state = self._state
         busy = state in BUSY_STATES
         has_head = self._has_head()
-        stale = has_head and bool(getattr(self.session, "head_is_stale", False))
+        stale = has_head and self.session.head_is_stale
+        history = self.session.history
+        editable = not busy and state != AppState.CAPTURING
         return Snapshot(
             state=state,
             class_names=names,
@@ -274,16 +269,17 @@ class Controller(QObject):
             can_save=state == AppState.TRAINED and has_head and not stale,
             can_capture=not busy,
             can_edit_classes=not busy and state != AppState.CAPTURING,
-            can_undo=not busy and state != AppState.CAPTURING and sum(counts) > 0,
+            can_undo=editable and history.can_undo,
             has_head=has_head,
             head_stale=stale,
             capturing_class=self._capturing,
-            can_redo=not busy and state != AppState.CAPTURING and self.can_redo,
+            can_redo=editable and history.can_redo,
+            undo_is_recent=history.is_recent(history.next_undo()),
         )
 
     def _has_head(self) -> bool:
         # A head whose class was deleted cannot predict or be saved: treat as none.
-        return bool(self.session.head_is_usable)
+        return self.session.head_is_usable
 
     def _resting_state(self) -> AppState:
         return AppState.TRAINED if self._has_head() else AppState.IDLE
@@ -324,7 +320,7 @@ class Controller(QObject):
             self._say(f"At most {MAX_CLASSES} classes", "error")
             return None
         try:
-            index = self.session.store.add_class(name)
+            index = self.session.add_class(name)
         except ValueError as error:
             self._say(str(error), "error")
             return None
@@ -337,7 +333,7 @@ class Controller(QObject):
             return "Wait until training or saving has finished"
         old = self.session.store.class_names[class_index]
         try:
-            self.session.store.rename_class(class_index, name)
+            self.session.rename_class(class_index, name)
         except ValueError as error:
             return str(error)
         new = self.session.store.class_names[class_index]
@@ -352,11 +348,11 @@ class Controller(QObject):
         self._drop_pending_captures()
         name = self.session.store.class_names[class_index]
         try:
-            self.session.store.remove_class(class_index)
-        except ValueError as error:
+            self.session.remove_class(class_index)
+        except (ValueError, IndexError) as error:
             self._say(str(error), "error")
             return
-        self._say(f"Deleted “{name}”")
+        self._say(f"Deleted “{name}” (Undo brings it back)")
 
     def clear_class(self, class_index: int) -> None:
         """Delete every sample of a class, keeping the class."""
@@ -364,32 +360,38 @@ class Controller(QObject):
             return
         self._drop_pending_captures()
         name = self.session.store.class_names[class_index]
-        self.session.store.clear_class(class_index)
-        self._say(f"Cleared the samples of “{name}”")
+        self.session.clear_class(class_index)
+        self._say(f"Cleared the samples of “{name}” (Undo brings them back)")
 
-    def undo(self) -> bool:
-        """Take back the most recent change; returns whether something was undone.
+    def undo(self) -> None:
+        """Take back the last step: a tap or a whole burst, a deleted or cleared class...
 
         The window asks the operator PIN first when ``undo_is_recent()`` is False.
         """
-        # SEAM(issue 9): switch to the core's undo history (a burst is one step,
-        # Delete class and Clear samples come back); today: the newest sample.
         if not self.snapshot().can_undo:
             self._say("Nothing to undo")
-            return False
+            return
         self._drop_pending_captures()
-        undone = self.session.store.undo_last()
-        if undone is None or undone is False:
-            self._say("Nothing to undo")
-            return False
-        self._say("Removed the last sample")
-        return True
+        try:
+            step = self.session.undo()
+        except (ValueError, StoreFullError) as error:
+            self._say(f"Cannot undo: {error}", "error")
+            return
+        self._publish()  # the history moved after the store's own change events
+        self._say("Nothing to undo" if step is None else f"Undid {step.describe()}")
 
-    def redo(self) -> bool:
-        """Do again what Undo took back; returns whether something was redone."""
-        # SEAM(issue 9): the core's history redoes; the store alone cannot.
-        self._say("Nothing to redo")
-        return False
+    def redo(self) -> None:
+        """Do again what Undo took back last."""
+        if not self.snapshot().can_redo:
+            return
+        self._drop_pending_captures()
+        try:
+            step = self.session.redo()
+        except (ValueError, StoreFullError) as error:
+            self._say(f"Cannot redo: {error}", "error")
+            return
+        self._publish()
+        self._say("Nothing to redo" if step is None else f"Redid {step.describe()}")
 
     @property
     def can_undo(self) -> bool:
@@ -397,31 +399,25 @@ class Controller(QObject):
 
     @property
     def can_redo(self) -> bool:
-        # SEAM(issue 9): the core's history says.
-        return False
+        return self.snapshot().can_redo
 
     def undo_is_recent(self) -> bool:
-        """Whether Undo would take back the visitor's own work: made since the last Train or Save.
+        """Whether Undo would take back the visitor's own captures since the last Train or Save.
 
-        Older work (earlier visitors', a restored or opened session) is the operator's.
+        Older work (earlier visitors', a restored or opened session, a deleted
+        class) is the operator's: the window asks for the PIN first.
         """
-        # SEAM(issue 9): ask the history's mark; today the step is the newest sample.
-        newest = max(
-            (s.id for samples in self.session.store.snapshot().samples for s in samples),
-            default=None,
-        )
-        return newest is not None and newest >= self._recent_from
+        history = self.session.history
+        return history.is_recent(history.next_undo())
 
     def redo_is_recent(self) -> bool:
-        """Whether Redo would redo the visitor's own work (see ``undo_is_recent``)."""
-        # SEAM(issue 9): the history knows which step it would redo.
-        return True
+        """Whether Redo would redo the visitor's own captures (see ``undo_is_recent``)."""
+        history = self.session.history
+        return history.is_recent(history.next_redo())
 
     def reset_recent_work(self) -> None:
-        """From now on only new work counts as the visitor's (after Train, Save, Open...)."""
-        # SEAM(issue 9): becomes a mark in the core's history.
-        ids = [s.id for samples in self.session.store.snapshot().samples for s in samples]
-        self._recent_from = max(ids, default=-1) + 1
+        """From now on only new work counts as the visitor's (after Open, Import...)."""
+        self.session.history.mark()
 
     # -------------------------------------------------------------------- capture
     def begin_capture(self, class_index: int) -> None:
@@ -433,7 +429,8 @@ class Controller(QObject):
         if self._vision is None:
             return
         self._capturing = class_index
-        self._vision.request_capture(class_index)
+        self._gesture = next(self._gestures)
+        self._vision.request_capture(class_index, self._gesture)
         self._hold.start()
         self._set_state(AppState.CAPTURING)
 
@@ -462,7 +459,7 @@ class Controller(QObject):
         if self._capturing is None or self._vision is None:
             self._burst.stop()
             return
-        self._vision.request_capture(self._capturing)
+        self._vision.request_capture(self._capturing, self._gesture)
 
     def _drop_pending_captures(self) -> None:
         self.end_capture()
@@ -478,12 +475,11 @@ class Controller(QObject):
                 self._say("Capture samples for at least two classes first", "error")
             return False
         self.last_curve = None
-        self._trainer = TrainingWorker(self.session, self.training_config, self._fitter)
+        self._trainer = TrainingWorker(self.session, self._fitter)
         self._trainer.progress.connect(self._on_training_progress)
         self._trainer.done.connect(self._on_training_done)
         self._trainer.failed.connect(self._on_training_failed)
         self._set_state(AppState.TRAINING)
-        self.reset_recent_work()
         self._say("Training…", "busy")
         self.trainingStarted.emit()
         self._threads.start(
@@ -501,8 +497,19 @@ class Controller(QObject):
     def is_training(self) -> bool:
         return self._state == AppState.TRAINING
 
-    def set_training_config(self, config: Any) -> None:
-        self.training_config = config
+    @property
+    def training_config(self) -> TrainingConfig:
+        """The current training schedule (owned by the session's settings)."""
+        return self.session.settings.config
+
+    @property
+    def default_training_config(self) -> TrainingConfig:
+        """What Settings' "defaults" restores (the config file's)."""
+        return self.session.default_settings.config
+
+    def set_training_config(self, config: TrainingConfig) -> None:
+        """Change the schedule in the session's settings (the next Train uses it)."""
+        self.session.set_settings(dataclasses.replace(self.session.settings, config=config))
 
     @Slot(object)
     def _on_training_progress(self, curve: TrainingCurve) -> None:
@@ -510,18 +517,18 @@ class Controller(QObject):
         self.trainingProgress.emit(curve)
 
     @Slot(object)
-    def _on_training_done(self, result: Any) -> None:
+    def _on_training_done(self, result: TrainingResult) -> None:
         self._set_state(self._resting_state())
-        if getattr(result, "cancelled", False):
+        if result.cancelled:
             self._say("Training cancelled", "info")
-        elif getattr(result, "diverged", False):
+        elif result.diverged:
             self._say(
                 "Training diverged: lower the learning rate in Settings and train again", "error"
             )
         else:
             text = _training_summary(result)
-            head = getattr(self.session, "head", None)
-            hint = getattr(getattr(head, "evaluation", None), "hint", None)
+            head = self.session.head
+            hint = None if head is None or head.evaluation is None else head.evaluation.hint
             if hint:  # name the most-confused pair instead of the generic advice
                 text = text.split(". ")[0] + ". " + hint
             self._say(text, "ok")
@@ -541,9 +548,14 @@ class Controller(QObject):
         return Path.home() / "kiosk-model" / "model.tflite"
 
     def save(self, target: str | Path | None = None) -> bool:
-        """Write model + labels (to ``target``, else ``--output``) in a worker thread."""
+        """Save model + labels (to ``target``, else ``--output``) in two phases.
+
+        A worker stages and checks the files; back on this thread, when some
+        class agrees too rarely, ``confirm_save`` asks; then the staged files are
+        committed (a rename) or discarded. No thread ever waits for the answer.
+        """
         if not self.snapshot().can_save:
-            if self._has_head() and getattr(self.session, "head_is_stale", False):
+            if self._has_head() and self.session.head_is_stale:
                 self._say("Samples changed since training: train again before saving", "error")
             return False
         target = target if target is not None else self.output
@@ -551,52 +563,44 @@ class Controller(QObject):
             self._say("No output path: start kiosk with --output or choose a file", "error")
             return False
         paths = save_paths(target)
-        self._save_paths = paths
-        self._save_started = time.perf_counter()
-        self._saver = CallWorker(self._save_call)
-        self._saver.done.connect(self._on_save_done)
+        session = self.session
+
+        def stage() -> StagedModel:
+            try:
+                paths.model.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise OSError(
+                    f"Cannot create the folder {paths.model.parent}: {error.strerror or error}"
+                ) from error
+            return session.stage_save(paths.model, paths.labels)
+
+        self._saver = CallWorker(stage)
+        self._saver.done.connect(self._on_staged)
         self._saver.failed.connect(self._on_save_failed)
         self._set_state(AppState.SAVING)
         self._say(f"Saving {paths.model}…", "busy")
         self._threads.start(self._saver, self._saver.done, self._saver.failed, name="kiosk-save")
         return True
 
-    def _save_call(self) -> Any:
-        # Runs on the save thread; the paths were fixed on the GUI thread.
-        paths = self._save_paths
-        assert paths is not None
-        try:
-            paths.model.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise OSError(
-                f"Cannot create the folder {paths.model.parent}: {error.strerror or error}"
-            ) from error
-        return self.session.save(paths.model, paths.labels, confirm=self._confirm_from_save_thread)
-
-    def _confirm_from_save_thread(self, report: Any) -> bool:
-        # Runs on the save thread: the question is asked on the GUI thread, and
-        # this thread waits for the answer (the GUI stays responsive meanwhile).
-        if self.confirm_save is None or self._shut_down:
-            return not self._shut_down
-        self._confirm_done.clear()
-        self._confirmRequested.emit(report)
-        self._confirm_done.wait()
-        return self._confirm_answer
-
     @Slot(object)
-    def _on_confirm_requested(self, report: Any) -> None:
-        answer = False
+    def _on_staged(self, staged: StagedModel) -> None:
+        report = staged.report
+        if self._shut_down:
+            staged.discard()
+            return
         try:
-            if not self._shut_down and self.confirm_save is not None:
-                answer = bool(self.confirm_save(report))
-        finally:
-            self._confirm_answer = answer
-            self._confirm_done.set()
-
-    @Slot(object)
-    def _on_save_done(self, report: Any) -> None:
+            if (
+                report.low_fidelity_classes()
+                and self.confirm_save is not None
+                and not self.confirm_save(report)
+            ):
+                raise SaveCancelled("Not saved: the quantized model disagrees too often")
+            report = self.session.commit_save(staged)
+        except Exception as error:
+            staged.discard()
+            self._on_save_failed(error)
+            return
         self.last_save = report
-        self.reset_recent_work()
         self._set_state(self._resting_state())
         self._say(_save_summary(report), "ok")
         self.saveFinished.emit(report)
@@ -605,7 +609,7 @@ class Controller(QObject):
     def _on_save_failed(self, error: Exception) -> None:
         self._set_state(self._resting_state())
         text = str(error) or type(error).__name__
-        if type(error).__name__ == "SaveCancelled":
+        if isinstance(error, SaveCancelled):
             self._say(f"{text}. Earlier files are untouched.", "info")
             self.saveFailed.emit(text)
             return
@@ -705,12 +709,12 @@ class Controller(QObject):
     def _on_frame_result(self, result: FrameResult) -> None:
         self.frameProcessed.emit(result)
         self.predictionChanged.emit(result.prediction)
-        self.noveltyChanged.emit(getattr(result, "novelty", None))
+        self.noveltyChanged.emit(result.novelty)
 
     @Slot(object)
     def _on_captured(self, done: CaptureDone) -> None:
         self.sampleCaptured.emit(done.class_index)
-        message = getattr(done.feedback, "message", None)
+        message = None if done.feedback is None else done.feedback.message
         if message:  # stored anyway; the operator is told to vary the view
             self._say(message, "info")
             self.duplicateCaptured.emit(done.class_index, message)
@@ -726,64 +730,64 @@ class Controller(QObject):
         self._say(store_full_message(self.session.store, class_index, text), "error")
 
 
-def store_full_message(store: Any, class_index: int, text: str) -> str:
+def store_full_message(store: EmbeddingStore, class_index: int, text: str) -> str:
     """The store's refusal, plus which setting raises the limit that was hit."""
-    try:
-        count = int(store.counts()[class_index])
-    except (IndexError, AttributeError):
-        count = -1
-    per_class = getattr(store, "max_samples_per_class", None)
-    if per_class is not None and count >= per_class:
+    counts = store.counts()
+    count = counts[class_index] if 0 <= class_index < len(counts) else -1
+    if count >= store.max_samples_per_class:
         return (
-            f"{text}. Limit: {per_class} samples a class; raise max_samples_per_class "
-            "in the config file (or --max-samples-per-class)"
+            f"{text}. Limit: {store.max_samples_per_class} samples a class; raise "
+            "max_samples_per_class in the config file (or --max-samples-per-class)"
         )
-    megabytes = getattr(store, "max_bytes", 0) / 2**20
     return (
-        f"{text}. Limit: {megabytes:.0f} MB of samples; raise max_memory_mb in the config "
-        "file (or --max-memory-mb)"
+        f"{text}. Limit: {store.max_bytes / 2**20:.0f} MB of samples; raise max_memory_mb in "
+        "the config file (or --max-memory-mb)"
     )
 
 
-def _session_config(session: Any) -> Any:
-    config = getattr(session, "config", None)
-    if config is None:
-        from kiosk.learn import DEFAULT_TRAINING
+def _session_signals(session: TeachingSession) -> list[Any]:
+    """Every signal after which the window may have to show something else."""
+    store = session.store.events
+    return [
+        store.samplesAdded,
+        store.samplesRemoved,
+        store.classAdded,
+        store.classRemoved,
+        store.classRenamed,
+        store.extended,
+        store.replaced,
+        session.events.headChanged,
+        session.events.settingsChanged,
+    ]
 
-        config = DEFAULT_TRAINING
-    return config
 
-
-def _percent(value: Any) -> str:
+def _percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * float(value):.0f}%"
 
 
-def _training_summary(result: Any) -> str:
+def _training_summary(result: TrainingResult) -> str:
     parts = ["Trained"]
-    val = getattr(result, "val_accuracy", None)
-    train = getattr(result, "train_accuracy", None)
-    if val is not None:
-        parts.append(f"validation accuracy {_percent(val)}")
-    elif train is not None:
-        parts.append(f"training accuracy {_percent(train)}")
-    seconds = getattr(result, "seconds", None)
-    if seconds is not None:
-        parts.append(f"in {seconds:.1f} s" if seconds >= 0.1 else f"in {1000 * seconds:.0f} ms")
+    if result.val_accuracy is not None:
+        parts.append(f"validation accuracy {_percent(result.val_accuracy)}")
+    else:
+        parts.append(f"training accuracy {_percent(result.train_accuracy)}")
+    seconds = result.seconds
+    parts.append(f"in {seconds:.1f} s" if seconds >= 0.1 else f"in {1000 * seconds:.0f} ms")
     return " · ".join(parts) + ". Show the camera an object to see the prediction."
 
 
-def _save_summary(report: Any) -> str:
+def _save_summary(report: SaveReport) -> str:
     model = Path(report.model_path)
-    agreement = getattr(report, "agreement", None)
-    checked = getattr(report, "num_checked", None)
     text = f"Saved {model.name} + labels.txt to {model.parent}"
-    low = report.low_fidelity_classes() if hasattr(report, "low_fidelity_classes") else []
+    low = report.low_fidelity_classes()
     if low:
         text += " · warning: the quantized model often disagrees on " + ", ".join(low)
-    elif agreement is not None:
-        text += f" · quantized model agrees with the float head on {_percent(agreement)}"
-        if checked:
-            text += f" of {checked} samples"
+    elif report.agreement is not None:
+        text += f" · quantized model agrees with the float head on {_percent(report.agreement)}"
+        if report.checked:
+            text += f" of {report.checked}"
+    elif report.note:
+        text += f" · {report.note}"
     return text
 
 

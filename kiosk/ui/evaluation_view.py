@@ -1,6 +1,6 @@
 """Per-class accuracy and the confusion matrix on held-out samples, painted.
 
-Display only: it is handed a ``kiosk.evaluation.Evaluation`` (or None) after
+Display only: it is handed a ``kiosk.learn.evaluation.Evaluation`` (or None) after
 each training. One painted widget, like the prediction bars: a title, a row
 per class (number, name, accuracy bar, %), then the confusion matrix as a heat
 map whose axes are labelled "true class" (rows) and "predicted class"

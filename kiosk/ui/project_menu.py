@@ -94,7 +94,7 @@ def ask_menu_action(parent: QWidget | None, *, kiosk: bool = False) -> str | Non
 
 
 class ProjectActions:
-    """What the Project panel's rows do, for one window and its controller."""
+    """What the Menu's project rows do, for one window and its controller."""
 
     def __init__(self, window: Any) -> None:
         self.window = window
@@ -124,14 +124,10 @@ class ProjectActions:
     def _guard(self, action: str) -> bool:
         return bool(self.window.lock.request(self.window, action))
 
-    def _done_with_foreign_work(self) -> None:
-        # Opened or imported samples are not the visitor's own recent work.
-        self.controller.reset_recent_work()
-
     # ---------------------------------------------------------------- actions
     def save_project(self, folder: Path | None = None) -> bool:
         """Save classes, samples, head and settings to a folder (operator only, off the GUI)."""
-        from kiosk.project import save_project
+        from kiosk.persist import save_project
 
         if not self._ready() or not self._guard("save the project"):
             return False
@@ -165,8 +161,6 @@ class ProjectActions:
 
     def open_project(self, folder: Path | None = None) -> bool:
         """Replace the classes and samples with a saved project's (operator only)."""
-        from kiosk.project import read_project, same_extractor
-
         if not self._ready() or not self._guard("open a project"):
             return False
         if folder is None:
@@ -182,15 +176,43 @@ class ProjectActions:
             if choice is None:
                 return False
             folder = choice.path
+        return self._open(Path(folder), reembed=False)
 
-        def read_done(data: Any) -> None:
-            if same_extractor(data.extractor, self.session.extractor):
-                self._apply(data, reembed=False)
+    def _open(self, folder: Path, *, reembed: bool) -> bool:
+        from kiosk.persist import Limits, OtherModelError, open_project
+
+        session = self.session
+
+        def read() -> Any:
+            return open_project(
+                folder,
+                session.extractor,
+                limits=Limits.of(session.store),
+                default_settings=session.default_settings,
+                reembed=reembed,
+            )
+
+        def done(contents: Any) -> None:
+            try:
+                session.replace(contents)
+            except (ValueError, RuntimeError) as error:
+                self._say(f"Not opened: {error}", "error")
                 return
-            made_by = data.extractor.get("name") or "another model"
-            here = self.session.extractor.model_path.name
-            count = len(data.samples)
-            if not all(record.image for record in data.samples):
+            counts = session.store.counts()
+            text = f"Opened {folder.name}: {sum(counts)} samples in {len(counts)} classes"
+            if reembed:
+                text += ", re-embedded: train again to see predictions"
+            elif session.head_is_usable:
+                text += ", live predictions are on"
+            self._say(text, "ok")
+
+        def failed(error: Exception) -> None:
+            if not isinstance(error, OtherModelError):
+                self._say(f"Not opened: {error}", "error")
+                return
+            made_by = error.model_name or "another model"
+            here = session.extractor.model_path.name
+            if not error.reembeddable:
                 self._say(
                     f"Not opened: the project was made with {made_by}, this kiosk uses {here}, "
                     "and it has no stored images to re-embed",
@@ -199,44 +221,22 @@ class ProjectActions:
                 return
             if dialogs.ask_confirm(
                 self.window,
-                f"Re-embed {count} samples with this model?",
+                f"Re-embed {error.num_samples or 'its'} samples with this model?",
                 f"The project was made with {made_by}; this kiosk uses {here}. Its stored "
                 "images can be embedded again with this model (train again afterwards).",
                 ok_text="Re-embed",
             ):
-                self._apply(data, reembed=True)
+                # Runs right after the read task's callback: its thread is done by then.
+                self._open(folder, reembed=True)
             else:
                 self._say(f"Not opened: the project was made with {made_by}", "info")
 
-        return self.controller.run_task(
-            f"Reading the project in {folder}…", lambda: read_project(folder), read_done
-        )
-
-    def _apply(self, data: Any, *, reembed: bool) -> None:
-        from kiosk.project import apply_project
-
-        session = self.session
-
-        def done(_: Any) -> None:
-            self._done_with_foreign_work()
-            counts = session.store.counts()
-            text = f"Opened {data.folder.name}: {sum(counts)} samples in {len(counts)} classes"
-            if reembed:
-                text += ", re-embedded: train again to see predictions"
-            elif session.head_is_usable:
-                text += ", live predictions are on"
-            self._say(text, "ok")
-
-        def apply() -> None:
-            apply_project(data, session, reembed=reembed)
-
-        verb = f"Re-embedding {len(data.samples)} samples…" if reembed else "Opening the project…"
-        # Runs right after the read task's callback: its thread is done by then.
-        self.controller.run_task(verb, apply, done)
+        verb = "Re-embedding the project's samples…" if reembed else "Reading the project…"
+        return self.controller.run_task(f"{verb} ({folder})", read, done, failed)
 
     def import_images(self, folder: Path | None = None) -> bool:
         """Add a class-per-sub-folder image folder to the classes (operator only)."""
-        from kiosk.project import import_image_folder
+        from kiosk.persist import import_image_folder
 
         if not self._ready() or not self._guard("import images"):
             return False
@@ -257,14 +257,9 @@ class ProjectActions:
         session = self.session
 
         def done(report: Any) -> None:
-            self._done_with_foreign_work()
-            text = (
-                f"Imported {report.total} images into {len(report.added)} classes, "
-                f"skipped {len(report.skipped)}"
+            self._say(
+                report.message() + " (Undo takes it back)", "error" if report.stopped else "ok"
             )
-            if report.stopped:
-                text += f". Stopped early: {report.stopped}"
-            self._say(text, "error" if report.stopped else "ok")
 
         return self.controller.run_task(
             f"Importing images from {folder}…", lambda: import_image_folder(session, folder), done
@@ -272,7 +267,7 @@ class ProjectActions:
 
     def export_samples(self, folder: Path | None = None) -> bool:
         """Write every stored sample image as ``folder/<class>/<n>.jpg`` (operator only)."""
-        from kiosk.project import export_samples
+        from kiosk.persist import export_samples
 
         if not self._ready() or not self._guard("export the samples"):
             return False

@@ -10,10 +10,36 @@ the Edge TPU's journal stays on disk until the re-embedded session replaces it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from kiosk.persist import ProjectError
+from kiosk.persist import Limits, ProjectError, read_journal, reembed_contents
+from kiosk.persist.journal import STATE
+from kiosk.persist.legacy import LEGACY_AUTOSAVE_STATE, read_legacy_autosave
+from kiosk.session import TeachingSession
 from kiosk.ui import dialogs
+
+
+def restore_reembedded(session: TeachingSession, folder: Any) -> int:
+    """Read another model's autosave, re-embed it with the session's model and swap it in
+    (the head is dropped); returns how many samples came back. Never writes to ``folder``."""
+    folder = Path(folder)
+    if (folder / LEGACY_AUTOSAVE_STATE).exists() and not (folder / STATE).exists():
+        contents, _ = read_legacy_autosave(
+            folder, session.extractor, session.default_settings, any_model=True
+        )
+    else:
+        contents = read_journal(
+            folder,
+            session.extractor,
+            limits=Limits.of(session.store),
+            hold_beyond_limits=True,
+            default_settings=session.default_settings,
+            any_model=True,
+        ).contents
+    contents = reembed_contents(contents, session.extractor)
+    session.replace(contents)
+    return contents.num_samples
 
 
 def offer_reembed(
@@ -30,10 +56,10 @@ def offer_reembed(
     caller must then never write with ``saver`` (not even at exit), so nothing of
     the old autosave is lost.
     """
-    from kiosk.recover import autosave_facts, restore_reembedded
+    from kiosk.persist.autosave import autosave_summary
 
     try:
-        count, made_by = autosave_facts(saver.folder)
+        count, made_by = autosave_summary(saver.folder)
     except ProjectError:
         return False
     if count == 0:
@@ -50,9 +76,13 @@ def offer_reembed(
     ):
         return False
 
-    def done(report: Any) -> None:
-        saver.start()  # writes the re-embedded session, then drops the old files
-        controller.message.emit(report.message(model), "ok")
+    def done(restored: int) -> None:
+        saver.start()  # writes the re-embedded session; the old journal is kept aside
+        controller.message.emit(
+            f"Restored {restored} samples, re-embedded with {model}: train again to see "
+            "predictions",
+            "ok",
+        )
 
     def failed(error: Exception) -> None:
         # The old journal stays untouched: autosave is off for this session.

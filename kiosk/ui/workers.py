@@ -27,6 +27,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
+from kiosk.learn.fit_process import Fitter
+from kiosk.session import TeachingSession
 from kiosk.store import StoreFullError
 
 # Progress signals per second while training: smooth enough to watch, and each
@@ -112,21 +114,25 @@ class VisionWorker(QObject):
     storeFull = Signal(int, str)  # class index, the store's refusal: the burst must stop
     finished = Signal()
 
-    def __init__(self, session: Any, grabber: Any, idle_wait: float = 0.003) -> None:
+    def __init__(self, session: TeachingSession, grabber: Any, idle_wait: float = 0.003) -> None:
         super().__init__()
         self._session = session
         self._grabber = grabber
         self._idle_wait = idle_wait
-        self._requests: collections.deque[tuple[int, float]] = collections.deque()
+        # (class index, gesture, when asked): a gesture's captures are undone together.
+        self._requests: collections.deque[tuple[int, object, float]] = collections.deque()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._last_report = ""
         self._last_report_at = 0.0
 
     # -- called from the GUI thread (thread-safe) ---------------------------------
-    def request_capture(self, class_index: int) -> None:
-        """Store the newest frame in ``class_index`` as soon as possible."""
-        self._requests.append((class_index, time.perf_counter()))
+    def request_capture(self, class_index: int, gesture: object = None) -> None:
+        """Store the newest frame in ``class_index`` as soon as possible.
+
+        ``gesture``: the press (a tap or a held button) the capture belongs to.
+        """
+        self._requests.append((class_index, gesture, time.perf_counter()))
         self._wake.set()
 
     def clear_requests(self) -> None:
@@ -164,16 +170,16 @@ class VisionWorker(QObject):
         now = time.perf_counter()
         if frame is None:
             # No frame yet: keep fresh requests, drop ones that waited too long.
-            while self._requests and now - self._requests[0][1] > CAPTURE_TIMEOUT_S:
+            while self._requests and now - self._requests[0][2] > CAPTURE_TIMEOUT_S:
                 self._requests.popleft()
                 self._report("No camera frame to capture yet")
             self._wake.wait(self._idle_wait)
             self._wake.clear()
             return
         while self._requests:
-            class_index, requested = self._requests.popleft()
+            class_index, gesture, requested = self._requests.popleft()
             try:
-                sample_id = self._session.capture(class_index, frame)
+                sample_id = self._session.capture(class_index, frame, gesture)
             except StoreFullError as error:
                 # Drop the rest of the burst: every further request would fail the same way.
                 self._requests.clear()
@@ -184,8 +190,7 @@ class VisionWorker(QObject):
                 continue
             latency = time.perf_counter() - requested
             # After the latency is taken: coaching must not delay the capture itself.
-            check = getattr(self._session, "capture_feedback", None)
-            feedback = check(sample_id) if check is not None else None
+            feedback = self._session.capture_feedback(sample_id)
             self.captured.emit(CaptureDone(class_index, sample_id, latency, feedback))
 
     def _report(self, text: str) -> None:
@@ -199,14 +204,9 @@ class VisionWorker(QObject):
         start = time.perf_counter()
         prediction = novelty = None
         try:
-            observe = getattr(self._session, "observe", None)
-            if observe is not None:
-                # One embedding: the prediction and how new the view is (one matmul).
-                prediction, novelty = observe(frame)
-            else:
-                # The trained head, or before training the instant imprinted one.
-                live = getattr(self._session, "predict_live", None)
-                prediction = live(frame) if live is not None else self._session.predict(frame)
+            # One embedding: the live prediction (the trained head, or before training
+            # the instant imprinted one) and how new the view is (one matmul).
+            prediction, novelty = self._session.observe(frame)
         except Exception as error:
             self._report(f"Prediction failed: {error}")
         elapsed = time.perf_counter() - start
@@ -220,10 +220,9 @@ class TrainingWorker(QObject):
     done = Signal(object)  # TrainingResult
     failed = Signal(str)
 
-    def __init__(self, session: Any, config: Any, fitter: Any = None) -> None:
+    def __init__(self, session: TeachingSession, fitter: Fitter | None = None) -> None:
         super().__init__()
         self._session = session
-        self._config = config
         self._fitter = fitter  # kiosk.learn.fit_process.Fitter; None fits in this thread
         self.cancel_event = threading.Event()
         # The plotted history: (iteration, loss, train accuracy, val accuracy) rows,
@@ -233,7 +232,7 @@ class TrainingWorker(QObject):
         self._stride = 1
         self._reports = 0
         self._latest: tuple[int, float, float, float] | None = None
-        self._num_iter = int(getattr(config, "num_iter", 0) or 0)
+        self._num_iter = session.settings.config.num_iter
         self._last_emit = 0.0
 
     def cancel(self) -> None:
@@ -246,10 +245,7 @@ class TrainingWorker(QObject):
             _yield_cpu_to_gui()
         try:
             result = self._session.train(
-                callback=self._on_progress,
-                cancel=self.cancel_event,
-                config=self._config,
-                fitter=self._fitter,
+                callback=self._on_progress, cancel=self.cancel_event, fitter=self._fitter
             )
         except Exception as error:
             self._emit_curve()

@@ -92,8 +92,16 @@ def edgetpu_available() -> bool:
 
 
 def is_edgetpu_model(model: bytes) -> bool:
-    """Whether a model was compiled for the Edge TPU (it holds the custom op's name)."""
-    return EDGETPU_CUSTOM_OP in model
+    """Whether a model was compiled for the Edge TPU: one of its operator codes is the
+    Edge TPU custom op. Only the operator codes are read (never metadata, where a
+    class may carry any name); a file that is no TFLite model is not one.
+    """
+    from kiosk.learn.tflite_head import model_custom_codes
+
+    try:
+        return EDGETPU_CUSTOM_OP in model_custom_codes(model)
+    except ValueError:
+        return False
 
 
 def cpu_twin_name(path: str | os.PathLike[str]) -> str:

@@ -22,7 +22,7 @@ def test_restart_restores_samples_and_says_so(qtbot, extractor, tmp_path: Path) 
 
     session = TeachingSession(extractor)
     _, message = _restore_autosave(session, folder, fresh=False)
-    assert message == ("Restored 3 samples in 2 classes", "ok")
+    assert message == ("Restored 3 samples in 2 classes", "ok", False)
 
     second = build(extractor, DemoSource(), autosave_dir=folder)
     qtbot.addWidget(second.window)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
-import kiosk.session
+import kiosk.export
 from kiosk.ui import dialogs
 from kiosk.vision.sources import DemoSource
 
@@ -80,7 +80,7 @@ def test_instant_predictions_evaluation_and_fidelity_gate(
     window.resize(1280, 800)
 
     # Fidelity gate: every class counts as low, the operator declines, nothing is written.
-    monkeypatch.setattr(kiosk_session_module(), "FIDELITY_THRESHOLD", 1.01)
+    monkeypatch.setattr(kiosk_export_module(), "FIDELITY_THRESHOLD", 1.01)
     asked: list[str] = []
 
     def decline(parent, title, text, *args, **kwargs) -> bool:
@@ -105,5 +105,5 @@ def test_instant_predictions_evaluation_and_fidelity_gate(
     assert "warning" in window.status.text()
 
 
-def kiosk_session_module():
-    return kiosk.session
+def kiosk_export_module():
+    return kiosk.export

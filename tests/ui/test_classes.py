@@ -84,20 +84,28 @@ def test_tap_hold_undo_clear_delete(make_kiosk, qtbot, monkeypatch):
     assert _counts(kiosk)[0] <= stopped_at + 1  # one request may have been in flight
     assert card.thumb_labels[3].isVisible()
 
-    # Undo removes the newest sample.
-    before = _counts(kiosk)[0]
+    # Undo takes back what was done: the whole burst, then the tap.
     qtbot.mouseClick(window.undo_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: card.count == before - 1)
+    qtbot.waitUntil(lambda: card.count == 1)
+    qtbot.mouseClick(window.undo_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: card.count == 0)
+    controller.redo()
+    qtbot.waitUntil(lambda: card.count == 1)
+    before = 1
 
     # Clear asks first; "no" keeps the samples.
     monkeypatch.setattr(dialogs, "ask_confirm", lambda *args, **kwargs: False)
     card.clear_action.trigger()
-    assert card.count == before - 1
+    assert card.count == before
     monkeypatch.setattr(dialogs, "ask_confirm", lambda *args, **kwargs: True)
     card.clear_action.trigger()
     qtbot.waitUntil(lambda: window.classes.cards[0].count == 0)
     assert window.classes.cards[0].hint.isVisibleTo(window)
-    assert not window.undo_button.isEnabled()
+    # Undo brings the cleared samples back; redo clears them again.
+    qtbot.mouseClick(window.undo_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.classes.cards[0].count == 1)
+    controller.redo()
+    qtbot.waitUntil(lambda: window.classes.cards[0].count == 0)
 
     # Delete asks first, then removes the class.
     monkeypatch.setattr(dialogs, "ask_confirm", lambda *args, **kwargs: False)
@@ -106,6 +114,9 @@ def test_tap_hold_undo_clear_delete(make_kiosk, qtbot, monkeypatch):
     monkeypatch.setattr(dialogs, "ask_confirm", lambda *args, **kwargs: True)
     window.classes.cards[1].delete_action.trigger()
     assert [c.name for c in window.classes.cards] == ["Class 1"]
+    # Undo brings a deleted class back, in its place.
+    qtbot.mouseClick(window.undo_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: [c.name for c in window.classes.cards] == ["Class 1", "Class 2"])
 
 
 def test_number_keys_capture_into_their_class(make_kiosk, qtbot):

@@ -128,7 +128,9 @@ def test_not_sure_bars_banner_and_screenshots(make_kiosk, qtbot, artifacts) -> N
         qtbot.mouseClick(window.train_button, Qt.MouseButton.LeftButton)
     session = controller.session
     # A threshold no answer reaches: every prediction is "not sure".
-    session.restore_head(dataclasses.replace(session.head, confidence_threshold=1.01))
+    contents = session.contents()
+    head = dataclasses.replace(session.head, confidence_threshold=1.01)
+    session.replace(dataclasses.replace(contents, head=head))
     source.show(None)  # the empty table
     predictions: list = []
     controller.predictionChanged.connect(predictions.append)

@@ -147,8 +147,8 @@ def test_autosave_from_the_edgetpu_model_is_explained(
     # Nothing was lost: the new session's autosave moved the Edge TPU journal
     # aside, whole, instead of writing over it.
     (kept,) = tmp_path.glob("autosave-kept-*")
-    state = json.loads((kept / "state.json").read_text("utf-8"))
-    assert sum(len(c["samples"]) for c in state["classes"]) == 3
+    state = json.loads((kept / "journal.json").read_text("utf-8"))
+    assert sum(s["rows"] for s in state["segments"]) == 3
 
 
 def test_autosave_from_the_edgetpu_model_can_be_re_embedded(
@@ -167,7 +167,7 @@ def test_autosave_from_the_edgetpu_model_can_be_re_embedded(
     first.controller.session.store.rename_class(1, "Zwei")
     expected = first.controller.session.store.snapshot().samples[0][0].embedding
     first.close()
-    before = json.loads((folder / "state.json").read_text())
+    before = json.loads((folder / "journal.json").read_text())
     assert before["extractor"]["sha256"] == "0" * 64
 
     questions: list[str] = []
@@ -184,7 +184,7 @@ def test_autosave_from_the_edgetpu_model_can_be_re_embedded(
         assert questions == ["Re-embed 4 samples with this model?"]
         assert controller.state == AppState.WORKING
         # Until the re-embedded session is written, the Edge TPU's journal is untouched.
-        assert json.loads((folder / "state.json").read_text()) == before
+        assert json.loads((folder / "journal.json").read_text()) == before
         qtbot.waitUntil(lambda: controller.state != AppState.WORKING, timeout=60_000)
         assert controller.session.store.counts() == [3, 1]
         assert controller.session.store.class_names == ["Class 1", "Zwei"]
@@ -194,6 +194,6 @@ def test_autosave_from_the_edgetpu_model_can_be_re_embedded(
         assert np.allclose(stored, expected, atol=1e-5)
     finally:
         second.close()
-    after = json.loads((folder / "state.json").read_text())
+    after = json.loads((folder / "journal.json").read_text())
     assert after["extractor"]["sha256"] == extractor.sha256
-    assert sum(len(c["samples"]) for c in after["classes"]) == 4
+    assert sum(s["rows"] for s in after["segments"]) == 4

@@ -18,8 +18,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 from kiosk.learn import DEFAULT_TRAINING
+from kiosk.persist import save_project
 from kiosk.pin import hash_pin
-from kiosk.project import save_project
+from kiosk.places import describe_project
 from kiosk.ui import dialogs, project_menu
 from kiosk.ui.controller import AppState
 from kiosk.ui.places_view import PlaceChoice, PlacesDialog
@@ -107,7 +108,7 @@ def save_project_(kiosk, qtbot, monkeypatch, tmp_path):
         kiosk.window.project.save_project()
         wait_idle(qtbot, kiosk.controller)
 
-    return act, lambda: (folder / "project.json").is_file()
+    return act, lambda: describe_project(folder) is not None
 
 
 def open_project(kiosk, qtbot, monkeypatch, tmp_path):

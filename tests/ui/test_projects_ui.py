@@ -113,7 +113,7 @@ def test_save_project_then_open_it_in_a_fresh_kiosk(make_kiosk, qtbot, tmp_path,
     assert seen[-1][1] == "busy" and "Saving the project" in seen[-1][0]
     wait_idle(qtbot, controller)
     assert seen[-1] == (f"Saved the project (6 samples in 2 classes) to {folder}", "ok")
-    assert (folder / "project.json").is_file()
+    assert (folder / "journal.json").is_file()
 
     second = make_kiosk()
     other = second.controller
@@ -133,9 +133,9 @@ def test_save_project_then_open_it_in_a_fresh_kiosk(make_kiosk, qtbot, tmp_path,
 
 
 def _retag(folder: Path, name: str = "other_edgetpu.tflite") -> None:
-    manifest = json.loads((folder / "project.json").read_text())
+    manifest = json.loads((folder / "journal.json").read_text())
     manifest["extractor"].update(name=name, sha256="0" * 64)
-    (folder / "project.json").write_text(json.dumps(manifest))
+    (folder / "journal.json").write_text(json.dumps(manifest))
 
 
 def test_open_a_project_from_another_extractor(make_kiosk, qtbot, tmp_path, monkeypatch):
@@ -203,7 +203,10 @@ def test_import_a_folder_then_export_it(make_kiosk, qtbot, tmp_path, core50_subs
     assert not kiosk.window.menu_button.isEnabled()
     wait_idle(qtbot, controller)
     heartbeat.stop()
-    assert seen[-1] == ("Imported 6 images into 2 classes, skipped 1", "ok")
+    assert seen[-1] == (
+        "Imported 6 images into 2 classes, skipped 1 unreadable files (Undo takes it back)",
+        "ok",
+    )
     store = controller.session.store
     assert store.class_names == ["Class 1", "Class 2", "ball", "cup"]
     assert store.counts() == [0, 0, 3, 3]

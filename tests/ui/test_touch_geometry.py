@@ -15,9 +15,9 @@ import pytest
 from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtWidgets import QAbstractButton, QApplication, QWidget
 
-from kiosk.evaluation import Evaluation
 from kiosk.learn import DEFAULT_TRAINING
-from kiosk.session import Prediction
+from kiosk.learn.evaluation import Evaluation
+from kiosk.predict import Prediction
 from kiosk.ui import dialogs
 from kiosk.ui.badge import CornerBadge
 from kiosk.ui.controller import MAX_CLASSES

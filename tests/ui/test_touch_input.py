@@ -100,6 +100,8 @@ def test_places_browser_lists_names_and_replaces_by_tap(make_kiosk, qtbot, artif
             "saved_at": saved,
             "classes": [{"name": "a"}, {"name": "b"}],
             "samples": {"count": 12},
+            "extractor": {"name": "mobilenet.tflite"},
+            "head": None,
         }
         (folder / "project.json").write_text(json.dumps(manifest))
     (Path(places.projects_dir).parent / "media" / "STICK").mkdir(parents=True)
@@ -293,16 +295,16 @@ def test_demo_control_pauses_and_chooses_objects(make_kiosk, qtbot, monkeypatch)
 
 # ------------------------------------------------------------------ start-up
 def test_started_fresh_only_when_there_was_a_session(extractor, tmp_path):
+    from kiosk.persist.journal import STATE
     from kiosk.session import TeachingSession
 
     folder = tmp_path / "autosave"
-    session = TeachingSession(extractor)
-    _, message = _restore_autosave(session, folder, fresh=True)
+    _, message = _restore_autosave(TeachingSession(extractor), folder, fresh=True)
     assert message is None  # nothing to replace: nothing said
     folder.mkdir()
-    (folder / "state.json").write_text("{}")
+    (folder / STATE).write_text("{}")
     _, message = _restore_autosave(TeachingSession(extractor), folder, fresh=True)
-    assert message == ("Started fresh: the previous session will be replaced", "info")
+    assert message is not None and message[0].startswith("Started fresh")
 
 
 def test_status_line_reads_whole_in_its_tooltip(make_kiosk, qtbot):

@@ -1,9 +1,7 @@
 """Undo and Redo in the window: what a visitor did, taken back the way they did it.
 
-The core's undo history (a burst is one step; Delete class and Clear samples
-come back with their samples; Redo) is being built in the core; the tests that
-need it are marked and turn into passes when it lands (``strict``: they fail
-loudly if they pass early, so the marks get removed).
+A burst is one step; Delete class and Clear samples come back with their
+samples; Redo does it all again (the core's ``kiosk.history``).
 """
 
 from __future__ import annotations
@@ -15,8 +13,6 @@ from kiosk.ui import dialogs
 from kiosk.vision.sources import DemoSource
 
 from .conftest import wait_for_new_frames
-
-needs_history = pytest.mark.xfail(reason="needs core undo history", strict=True)
 
 
 def tap(qtbot, button) -> None:
@@ -56,7 +52,6 @@ def test_undo_takes_back_a_tap(kiosk, qtbot):
     assert controller.snapshot().counts[0] == 1
 
 
-@needs_history
 def test_one_undo_takes_back_a_whole_burst(kiosk, qtbot):
     window, controller = kiosk.window, kiosk.controller
     with qtbot.waitSignal(controller.sampleCaptured, timeout=5000):
@@ -66,7 +61,6 @@ def test_one_undo_takes_back_a_whole_burst(kiosk, qtbot):
     assert controller.snapshot().counts[:2] == (0, 1)
 
 
-@needs_history
 def test_undo_brings_a_deleted_class_back_with_its_samples(kiosk, qtbot):
     window, controller = kiosk.window, kiosk.controller
     store = controller.session.store
@@ -81,7 +75,6 @@ def test_undo_brings_a_deleted_class_back_with_its_samples(kiosk, qtbot):
     assert controller.snapshot().counts == counts  # nothing of class 1 was taken instead
 
 
-@needs_history
 def test_undo_brings_cleared_samples_back(kiosk, qtbot):
     window, controller = kiosk.window, kiosk.controller
     burst(qtbot, kiosk, 0, at_least=3)
@@ -92,7 +85,6 @@ def test_undo_brings_cleared_samples_back(kiosk, qtbot):
     assert controller.snapshot().counts == before
 
 
-@needs_history
 def test_redo_does_again_what_undo_took_back(kiosk, qtbot):
     window, controller = kiosk.window, kiosk.controller
     done = burst(qtbot, kiosk, 0, at_least=2)

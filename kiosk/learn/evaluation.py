@@ -24,6 +24,7 @@ __all__ = [
     "Evaluation",
     "confidence_threshold",
     "evaluate",
+    "evaluation_from_confusion",
     "per_class_agreement",
 ]
 
@@ -99,6 +100,14 @@ def evaluate(
     predicted = probabilities.argmax(axis=1) if len(labels) else np.zeros(0, np.int64)
     confusion = np.zeros((c, c), np.int64)
     np.add.at(confusion, (labels, predicted), 1)
+    return evaluation_from_confusion(confusion, names)
+
+
+def evaluation_from_confusion(confusion: np.ndarray, class_names: Sequence[str]) -> Evaluation:
+    """The ``Evaluation`` a (C, C) confusion matrix (true x predicted counts) stands for."""
+    names = tuple(str(n) for n in class_names)
+    c = len(names)
+    confusion = np.asarray(confusion, np.int64).reshape(c, c)
     totals = confusion.sum(axis=1)
     per_class = tuple(float(confusion[i, i] / totals[i]) if totals[i] else None for i in range(c))
     scored = [a for a in per_class if a is not None]
@@ -109,11 +118,12 @@ def evaluate(
         a, b = np.unravel_index(int(np.argmax(mixed)), mixed.shape)
         a, b = sorted((int(a), int(b)))
         most = (a, b, int(mixed[a, b]))
+    total = int(totals.sum())
     return Evaluation(
         class_names=names,
         confusion=confusion,
         per_class_accuracy=per_class,
-        accuracy=float(np.trace(confusion) / len(labels)) if len(labels) else None,
+        accuracy=float(np.trace(confusion) / total) if total else None,
         balanced_accuracy=float(np.mean(scored)) if scored else None,
         most_confused=most,
     )

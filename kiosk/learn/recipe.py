@@ -1,0 +1,319 @@
+"""How the kiosk turns labelled embeddings into a head: the one training recipe.
+
+The window's Train, ``kiosk-train`` and the benchmarks all call ``fit_head``, so
+a learning improvement is made once. The recipe:
+
+1. split off a stratified hold-out (``TrainingSettings.val_fraction`` of every
+   class with at least ``MIN_CLASS_SIZE_FOR_VAL`` samples);
+2. warm-start from the head imprinted on the training rows, and fit on them plus
+   their mirrored copies (a copy joins only with its original, never beside a
+   held-out original);
+3. score the fit on the hold-out: the ``Evaluation`` and the "not sure" threshold.
+
+``TrainingSettings`` is the value the session owns as "the current training
+settings"; a trained head keeps the settings it was trained with.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from kiosk.learn.evaluation import (
+    DEFAULT_THRESHOLD_FLOOR,
+    DEFAULT_THRESHOLD_QUANTILE,
+    Evaluation,
+    confidence_threshold,
+    evaluate,
+)
+from kiosk.learn.fit_process import Fitter, fit_here
+from kiosk.learn.imprint import DEFAULT_TEMPERATURE, ImprintedHead
+from kiosk.learn.softmax import SoftmaxRegression
+from kiosk.learn.training import (
+    DEFAULT_TRAINING,
+    CancelFlag,
+    TrainingConfig,
+    TrainingProgress,
+    TrainingResult,
+)
+
+__all__ = [
+    "MIN_CLASS_SIZE_FOR_VAL",
+    "HeadFit",
+    "LabelledEmbeddings",
+    "TrainingSettings",
+    "fit_head",
+    "holdout_split",
+]
+
+# A class needs this many samples before one of them is held out for validation.
+MIN_CLASS_SIZE_FOR_VAL = 5
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Everything that decides how a head is trained (a value; change with ``replace``).
+
+    Attributes:
+        config: the optimizer's schedule (``TrainingConfig``).
+        val_fraction: share of each class held out to evaluate the head and set
+            its "not sure" threshold, 0 <= val_fraction < 1.
+        seed: fixes the hold-out split and the initial weights (None: random).
+        warm_start: start from the imprinted head instead of random weights.
+        imprint_temperature: T of the imprinted head (warm start, instant guesses).
+        flip_augment: captures are also embedded mirrored and trained on.
+        threshold_quantile, threshold_floor: how the "not sure" threshold is
+            read off the hold-out (``kiosk.learn.evaluation.confidence_threshold``).
+    """
+
+    config: TrainingConfig = DEFAULT_TRAINING
+    val_fraction: float = 0.15
+    seed: int | None = 0
+    warm_start: bool = True
+    imprint_temperature: float = DEFAULT_TEMPERATURE
+    flip_augment: bool = True
+    threshold_quantile: float = DEFAULT_THRESHOLD_QUANTILE
+    threshold_floor: float = DEFAULT_THRESHOLD_FLOOR
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.config, TrainingConfig):
+            raise ValueError(f"config must be a TrainingConfig, got {type(self.config).__name__}")
+        if not (isinstance(self.val_fraction, int | float) and 0 <= self.val_fraction < 1):
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or not isinstance(self.seed, int)
+        ):
+            raise ValueError(f"seed must be an integer or None, got {self.seed!r}")
+        if not (math.isfinite(self.imprint_temperature) and self.imprint_temperature > 0):
+            raise ValueError(f"imprint_temperature must be > 0, got {self.imprint_temperature!r}")
+        if not (0 <= self.threshold_floor <= 1 and 0 <= self.threshold_quantile <= 1):
+            raise ValueError("threshold_quantile and threshold_floor must be in [0, 1]")
+
+    def with_config(self, **changes: Any) -> TrainingSettings:
+        """These settings with some ``TrainingConfig`` fields changed."""
+        return replace(self, config=replace(self.config, **changes))
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict that ``from_json`` reads back exactly."""
+        document = asdict(self)
+        document["config"] = asdict(self.config)
+        return document
+
+    @classmethod
+    def from_json(cls, document: Any) -> TrainingSettings:
+        """Settings from ``to_json`` output; unknown keys are ignored, missing ones default.
+
+        Raises:
+            ValueError: not a dict, or a value out of range.
+        """
+        if not isinstance(document, Mapping):
+            raise ValueError("training settings must be a JSON object")
+        known = {f for f in cls.__dataclass_fields__ if f != "config"}
+        values = {k: v for k, v in document.items() if k in known}
+        config_doc = document.get("config", {})
+        if not isinstance(config_doc, Mapping):
+            raise ValueError("training settings: 'config' must be a JSON object")
+        config_fields = set(TrainingConfig.__dataclass_fields__)
+        try:
+            config = TrainingConfig(**{k: v for k, v in config_doc.items() if k in config_fields})
+            return cls(config=config, **values)
+        except TypeError as error:
+            raise ValueError(f"training settings are wrong: {error}") from None
+
+
+@dataclass(frozen=True, eq=False)
+class LabelledEmbeddings:
+    """What a head is trained on.
+
+    Attributes:
+        x: (N, D) float32 embeddings.
+        y: (N,) int64 labels in [0, num_classes).
+        num_classes: C; every class must have at least one row.
+        mirrored: (N, D) float32 embeddings of the mirrored images (rows where
+            ``has_mirror`` is False are ignored), or None.
+        has_mirror: (N,) bool, or None.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    num_classes: int
+    mirrored: np.ndarray | None = None
+    has_mirror: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        x = np.asarray(self.x, np.float32)
+        y = np.asarray(self.y, np.int64).reshape(-1)
+        if x.ndim != 2 or len(x) != len(y):
+            raise ValueError(f"need (N, D) embeddings and (N,) labels, got {x.shape}, {y.shape}")
+        if len(y) and (y.min() < 0 or y.max() >= self.num_classes):
+            raise ValueError(f"labels must be in [0, {self.num_classes})")
+        if (self.mirrored is None) != (self.has_mirror is None):
+            raise ValueError("mirrored and has_mirror come together")
+        object.__setattr__(self, "x", x)
+        object.__setattr__(self, "y", y)
+        if self.mirrored is not None:
+            mirrored = np.asarray(self.mirrored, np.float32)
+            has = np.asarray(self.has_mirror, bool).reshape(-1)
+            if mirrored.shape != x.shape or has.shape != y.shape:
+                raise ValueError("mirrored embeddings must match the embeddings row for row")
+            object.__setattr__(self, "mirrored", mirrored)
+            object.__setattr__(self, "has_mirror", has)
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.x.shape[1])
+
+    def counts(self) -> np.ndarray:
+        """(C,) rows per class."""
+        return np.bincount(self.y, minlength=self.num_classes)
+
+
+@dataclass(frozen=True, eq=False)
+class HeadFit:
+    """What ``fit_head`` made.
+
+    Attributes:
+        model: the trained head (the one that predicts and is saved).
+        result: its ``TrainingResult`` (loss history for the plot, accuracies).
+        evaluation: scores on the hold-out (None when nothing was held out).
+        confidence_threshold: below it a prediction is "not sure".
+        train_rows: indices into the input of the rows trained on (originals).
+        val_rows: indices into the input of the held-out rows.
+        settings: the settings it was trained with.
+    """
+
+    model: SoftmaxRegression
+    result: TrainingResult
+    evaluation: Evaluation | None
+    confidence_threshold: float | None
+    train_rows: np.ndarray
+    val_rows: np.ndarray
+    settings: TrainingSettings = field(default_factory=TrainingSettings)
+
+
+def holdout_split(
+    y: np.ndarray, num_classes: int, val_fraction: float, seed: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A stratified hold-out: (train rows, val rows), each (n,) int64 sorted per class.
+
+    A class with at least ``MIN_CLASS_SIZE_FOR_VAL`` rows gives
+    ``round(n * val_fraction)`` of them (at least one, never all) to validation;
+    smaller classes keep every row for training.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    rng = np.random.default_rng(seed)
+    y = np.asarray(y, np.int64)
+    train: list[np.ndarray] = []
+    val: list[np.ndarray] = []
+    for label in range(num_classes):
+        rows = np.flatnonzero(y == label)
+        n = len(rows)
+        n_val = 0
+        if n >= MIN_CLASS_SIZE_FOR_VAL and val_fraction > 0:
+            n_val = min(n - 1, max(1, round(n * val_fraction)))
+        order = rows[rng.permutation(n)]
+        val.append(order[:n_val])
+        train.append(order[n_val:])
+    empty = np.zeros(0, np.int64)
+    return (
+        np.concatenate(train) if train else empty,
+        np.concatenate(val) if val else empty,
+    )
+
+
+def _training_dict(
+    data: LabelledEmbeddings, train: np.ndarray, val: np.ndarray, with_mirrors: bool
+) -> dict[str, np.ndarray]:
+    """pycoral's data dict: the training rows (+ their mirrored copies) and the hold-out."""
+    xt, yt = [data.x[train]], [data.y[train]]
+    if with_mirrors and data.mirrored is not None and data.has_mirror is not None:
+        copies = train[data.has_mirror[train]]
+        xt.append(data.mirrored[copies])
+        yt.append(data.y[copies])
+    return {
+        "data_train": np.ascontiguousarray(np.concatenate(xt)),
+        "labels_train": np.concatenate(yt),
+        "data_val": np.ascontiguousarray(data.x[val]),
+        "labels_val": data.y[val],
+    }
+
+
+def fit_head(
+    data: LabelledEmbeddings,
+    settings: TrainingSettings,
+    *,
+    class_names: Sequence[str] | None = None,
+    fitter: Fitter | None = None,
+    callback: Callable[[TrainingProgress], Any] | None = None,
+    cancel: CancelFlag = None,
+) -> HeadFit:
+    """Train a head the way the kiosk does (see the module docstring).
+
+    Args:
+        data: the labelled embeddings (every class needs a row).
+        settings: how to train.
+        class_names: (C,) names for the evaluation (default "0", "1", ...).
+        fitter: runs each fit (``fit_here`` by default; the kiosk passes a
+            ``FitProcess`` so the GUI process never holds the fit's interpreter lock).
+        callback: receives ``TrainingProgress``.
+        cancel: stops early; the returned fit then has ``result.cancelled``.
+
+    Raises:
+        ValueError: fewer than two classes, or a class without rows.
+    """
+    if data.num_classes < 2:
+        raise ValueError("Training needs at least two classes with samples")
+    if (data.counts() == 0).any():
+        raise ValueError("every class needs at least one sample")
+    names = (
+        tuple(str(n) for n in class_names)
+        if class_names is not None
+        else tuple(str(i) for i in range(data.num_classes))
+    )
+    config = settings.config
+    train, val = holdout_split(data.y, data.num_classes, settings.val_fraction, settings.seed)
+    split = _training_dict(data, train, val, settings.flip_augment)
+    model = SoftmaxRegression(
+        data.feature_dim,
+        data.num_classes,
+        weight_scale=config.weight_scale,
+        reg=config.reg,
+        seed=settings.seed,
+    )
+    if settings.warm_start:
+        # Imprinted from the training rows only: the hold-out stays unseen.
+        imprinted = ImprintedHead.from_data(
+            split["data_train"], split["labels_train"], data.num_classes,
+            settings.imprint_temperature,
+        )  # fmt: skip
+        model.weights, model.biases = imprinted.raw_parameters()
+    model, result = (fitter or fit_here)(model, split, config, callback=callback, cancel=cancel)
+    evaluation, threshold = None, None
+    if not (result.cancelled or result.diverged):
+        evaluation, threshold = _evaluate(model, split, names, settings)
+    return HeadFit(model, result, evaluation, threshold, train, val, settings)
+
+
+def _evaluate(
+    model: SoftmaxRegression,
+    split: dict[str, np.ndarray],
+    names: tuple[str, ...],
+    settings: TrainingSettings,
+) -> tuple[Evaluation | None, float]:
+    """The hold-out evaluation and the "not sure" threshold it gives."""
+    x_val, y_val = split["data_val"], split["labels_val"]
+    if len(y_val) == 0:
+        return None, settings.threshold_floor
+    probabilities = np.asarray(model.predict_proba(x_val)).reshape(len(y_val), -1)
+    threshold = confidence_threshold(
+        probabilities,
+        y_val,
+        quantile=settings.threshold_quantile,
+        floor=settings.threshold_floor,
+    )
+    return evaluate(probabilities, y_val, names), threshold

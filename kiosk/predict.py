@@ -1,0 +1,202 @@
+"""What the picture shows: live predictions and how new the view is (the prediction room).
+
+The trained head answers when it is usable; before the first training (or when
+a trained class was deleted) the head *imprinted* from the captures answers as
+soon as two classes have samples ("red disc?"). The imprinted head and the
+normalized sample matrix behind the novelty meter are cached per store
+version, so a frame costs one embedding and a few small matrix products.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from kiosk.heads import TrainedHead, head_indices
+from kiosk.learn.imprint import ImprintedHead, l2_normalize
+from kiosk.store import EmbeddingStore
+
+__all__ = ["Prediction", "Predictor"]
+
+
+class _Embedder(Protocol):
+    def embed(self, image: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, eq=False)
+class Prediction:
+    """What a head makes of one frame.
+
+    Attributes:
+        class_index: the store index of the most likely class.
+        class_name: its current name.
+        confidence: its probability, 0..1.
+        probabilities: (C,) float32 over the head's classes, in head order.
+        class_names: (C,) current names of the head's classes, in head order.
+        class_indices: (C,) store index of each of the head's classes.
+        source: "trained" (the trained head, the one Save writes) or
+            "imprinted" (the instant head built from the captures, before training).
+        threshold: confidence below which the answer is "not sure" (None: always sure).
+    """
+
+    class_index: int
+    class_name: str
+    confidence: float
+    probabilities: np.ndarray
+    class_names: tuple[str, ...]
+    class_indices: tuple[int, ...]
+    source: str = "trained"
+    threshold: float | None = None
+
+    @property
+    def sure(self) -> bool:
+        """False when the confidence is below the head's "not sure" threshold."""
+        return self.threshold is None or self.confidence >= self.threshold
+
+
+class Predictor:
+    """Classifies frames and embeddings with the session's current head.
+
+    Args:
+        store: the samples (for names, the imprinted head and novelty).
+        extractor: embeds frames.
+        head: returns the current trained head (or None).
+        temperature: returns the imprinted head's temperature T.
+    """
+
+    def __init__(
+        self,
+        store: EmbeddingStore,
+        extractor: _Embedder,
+        head: Callable[[], TrainedHead | None],
+        temperature: Callable[[], float],
+    ) -> None:
+        self._store = store
+        self._extractor = extractor
+        self._head = head
+        self._temperature = temperature
+        # (store version, temperature, head class indices, head): rebuilt when samples change.
+        self._imprinted: tuple[int, float, tuple[int, ...], ImprintedHead] | None = None
+        # (store version, (N, D) L2-normalized embeddings) for ``novelty``.
+        self._normalized: tuple[int, np.ndarray] | None = None
+
+    def trained_indices(self) -> tuple[int, ...] | None:
+        """Store index of each output of the usable trained head (None: none)."""
+        return head_indices(self._head(), self._store.class_ids)
+
+    # -- frames -------------------------------------------------------------------
+
+    def predict(self, frame: np.ndarray) -> Prediction | None:
+        """Classify a (H, W, 3) uint8 RGB frame with the trained head; None without one."""
+        if self.trained_indices() is None:
+            return None  # spare the embedding
+        return self.predict_embedding(self._extractor.embed(frame))
+
+    def predict_live(self, frame: np.ndarray) -> Prediction | None:
+        """What the preview shows: the trained head, else the imprinted one (None: neither)."""
+        if self.trained_indices() is None and self.imprinted_head() is None:
+            return None
+        return self.predict_live_embedding(self._extractor.embed(frame))
+
+    def observe(self, frame: np.ndarray) -> tuple[Prediction | None, float | None]:
+        """``predict_live`` and ``novelty`` of one frame from a single embedding.
+
+        (None, None) without samples or a head: the frame is not even embedded.
+        """
+        if self.trained_indices() is None and self._store.total_samples == 0:
+            return None, None
+        embedding = self._extractor.embed(frame)
+        return self.predict_live_embedding(embedding), self.novelty(embedding)
+
+    # -- embeddings ---------------------------------------------------------------
+
+    def predict_embedding(self, embedding: np.ndarray) -> Prediction | None:
+        """Classify a (D,) embedding with the trained float head (the one Save writes)."""
+        head = self._head()
+        indices = head_indices(head, self._store.class_ids)
+        if head is None or indices is None:
+            return None
+        probabilities = np.asarray(
+            head.model.predict_proba(np.asarray(embedding, np.float32)), np.float32
+        ).reshape(-1)
+        return self._prediction(probabilities, indices, "trained", head.confidence_threshold)
+
+    def predict_live_embedding(self, embedding: np.ndarray) -> Prediction | None:
+        """``predict_live`` for a (D,) embedding."""
+        prediction = self.predict_embedding(embedding)
+        if prediction is not None:
+            return prediction
+        imprinted = self.imprinted_head()
+        if imprinted is None:
+            return None
+        indices, head = imprinted
+        probabilities = head.predict_proba(np.asarray(embedding, np.float32)).reshape(-1)
+        try:
+            return self._prediction(probabilities, indices, "imprinted", None)
+        except IndexError:  # a class was removed since the snapshot: next frame
+            return None
+
+    def imprinted_head(self) -> tuple[tuple[int, ...], ImprintedHead] | None:
+        """(store index of each output, head) imprinted from every sample, or None.
+
+        Covers the classes with samples, in class order; needs two of them.
+        Cached until the store changes (one mean per class, milliseconds).
+        """
+        version, temperature = self._store.version, self._temperature()
+        cached = self._imprinted
+        if cached is not None and cached[0] == version and cached[1] == temperature:
+            return (cached[2], cached[3]) if cached[2] else None
+        snapshot = self._store.snapshot()
+        classes = tuple(i for i, samples in enumerate(snapshot.samples) if samples)
+        if len(classes) < 2:
+            self._imprinted = (snapshot.version, temperature, (), _NO_HEAD)
+            return None
+        x, y = snapshot.as_arrays(classes)
+        head = ImprintedHead.from_data(x, y, len(classes), temperature)
+        self._imprinted = (snapshot.version, temperature, classes, head)  # one reference swap
+        return classes, head
+
+    def novelty(self, embedding: np.ndarray) -> float | None:
+        """How different a (D,) embedding is from every stored sample (0 = captured).
+
+        ``kiosk.coaching.novelty`` with the normalized sample matrix cached per
+        store version: one matrix-vector product per call. None with no samples.
+        """
+        cached = self._normalized
+        if cached is None or cached[0] != self._store.version:
+            snapshot = self._store.snapshot()
+            x, _ = snapshot.as_arrays()
+            cached = (snapshot.version, l2_normalize(x) if len(x) else x)
+            self._normalized = cached
+        matrix = cached[1]
+        if len(matrix) == 0:
+            return None
+        similarity = float(np.max(matrix @ l2_normalize(np.asarray(embedding, np.float32))))
+        return max(0.0, 1.0 - similarity)
+
+    def _prediction(
+        self,
+        probabilities: np.ndarray,
+        indices: tuple[int, ...],
+        source: str,
+        threshold: float | None,
+    ) -> Prediction:
+        names = self._store.class_names
+        top = int(np.argmax(probabilities))
+        return Prediction(
+            class_index=indices[top],
+            class_name=names[indices[top]],
+            confidence=float(probabilities[top]),
+            probabilities=np.asarray(probabilities, np.float32),
+            class_names=tuple(names[i] for i in indices),
+            class_indices=indices,
+            source=source,
+            threshold=threshold,
+        )
+
+
+# Stands in for "fewer than two classes" in the imprinted cache.
+_NO_HEAD = ImprintedHead(np.zeros((1, 1), np.float32), 1.0, 1.0, (0,))
