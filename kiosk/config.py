@@ -121,6 +121,10 @@ OPTIONS: tuple[Option, ...] = (
            maximum=1_000_000, flag="--batch-size"),
     Option("training.reg", float, _T.reg, "L2 regularization", minimum=0.0, maximum=1000.0,
            flag="--reg"),
+    Option("models_dir", str, None, "folder of saved models: Save model writes there "
+           "(default: <data dir>/saved-models)", optional=True),
+    Option("projects_dir", str, None, "folder of saved projects (default: <data dir>/projects)",
+           optional=True),
     Option("operator.pin_hash", str, None, "salted hash of the operator PIN (kiosk --set-pin)",
            optional=True, env=False, secret=True),
     Option("operator.unlock_seconds", float, 60.0, "idle seconds before the lock closes again",
@@ -147,6 +151,8 @@ class Settings:
     training_learning_rate: float = _T.learning_rate
     training_batch_size: int = _T.batch_size
     training_reg: float = _T.reg
+    models_dir: str | None = None
+    projects_dir: str | None = None
     operator_pin_hash: str | None = None
     operator_unlock_seconds: float = 60.0
     config_path: Path | None = None

@@ -260,6 +260,34 @@ def test_demo_changes_over_time_and_cycles() -> None:
     assert source.auto and source.cycle_seconds == 0.2
 
 
+def test_demo_pause_holds_one_frame_and_objects_can_be_chosen() -> None:
+    source = DemoSource(fps=None, cycle_seconds=0.1)
+    with source:
+        for _ in range(4):
+            source.read()
+        assert source.current == OBJECT_NAMES[0] and not source.paused
+        source.pause()
+        held = source.read()
+        for _ in range(10):  # longer than a turn: nothing moves, the cycle waits
+            assert np.array_equal(source.read(), held)
+        assert source.paused and source.current == OBJECT_NAMES[0]
+        source.show("green triangle")  # chosen while paused: same moment, other object
+        triangle = source.read()
+        assert source.current == "green triangle" and not np.array_equal(triangle, held)
+        assert np.array_equal(source.read(), triangle)
+        source.resume()
+        assert not source.paused
+        assert not np.array_equal(source.read(), triangle)
+        source.resume()  # twice is harmless
+    # The same script gives the same pictures: captures can be replayed.
+    again = DemoSource(fps=None, cycle_seconds=0.1)
+    with again:
+        for _ in range(4):
+            again.read()
+        again.pause()
+        assert np.array_equal(again.read(), held)
+
+
 def test_demo_paces_and_odd_sizes() -> None:
     with DemoSource(fps=60.0) as source:
         started = time.monotonic()

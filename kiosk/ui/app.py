@@ -50,6 +50,7 @@ def build(
     model_note: str | None = None,
     max_samples_per_class: int | None = None,
     max_memory_mb: int | None = None,
+    places: Any = None,
 ) -> Kiosk:
     """Wire a session, a grabber, the controller and the window (nothing started yet).
 
@@ -67,7 +68,8 @@ def build(
     re-embed its stored images with this model (``kiosk.ui.recovery``).
 
     ``max_samples_per_class`` and ``max_memory_mb`` are the store's limits
-    (default: the store's own).
+    (default: the store's own). ``places`` (a ``kiosk.places.Places``) are the
+    folders Save and the project rows may use (default: the data folder's).
 
     Needs the QApplication; from here on Python's cyclic garbage collection runs
     only on the GUI thread (``kiosk.ui.gc_guard``).
@@ -102,7 +104,7 @@ def build(
         pin_hash if fullscreen else None,
         unlock_seconds=unlock_seconds if unlock_seconds is not None else UNLOCK_SECONDS,
     )
-    window = MainWindow(controller, kiosk=fullscreen, lock=lock)
+    window = MainWindow(controller, kiosk=fullscreen, lock=lock, places=places)
     other_model = saver is not None and restored is not None and restored[2]
     recovering = False
     built: list[Kiosk] = []
@@ -237,6 +239,8 @@ def run(
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
+    from kiosk.places import Places
+
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "kiosk"])
     app.setApplicationName("kiosk")
     app.setApplicationVersion(__version__)
@@ -257,6 +261,7 @@ def run(
         model_note=model_note,
         max_samples_per_class=settings.max_samples_per_class,
         max_memory_mb=settings.max_memory_mb,
+        places=Places(settings.models_dir, settings.projects_dir),
     )
     _quit_on_signal(kiosk.window)
     kiosk.controller.start()

@@ -1,10 +1,11 @@
-"""A small persistent badge in a window's top-left corner.
+"""A small persistent badge in the live picture's top-left corner.
 
 The status line shows a message for a few seconds and then goes back to
 hints; some facts must stay in view for the whole run (the kiosk fell back to
-the CPU because no Edge TPU was found). The badge floats over the window's
-top-left corner, which is the live picture's corner in the kiosk layout (the
-top-right holds the class names), and stays inside the window when resized.
+the CPU because no Edge TPU was found). Given the kiosk window, the badge moves
+into its live picture (``VideoView``), which keeps it under the prediction
+banner and clear of the other overlays; given any other widget, it floats over
+that widget's top-left corner. It wraps rather than grow past half the width.
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ class CornerBadge(QLabel):
             " padding: 4px 10px; font-weight: bold; }"
         )
         self.setToolTip(text)
+        self.setAccessibleName(text)
+        self.setWordWrap(True)
+        from kiosk.ui.video_view import VideoView
+
+        video = parent.findChild(VideoView)
+        if video is not None:
+            self.ensurePolished()
+            video.add_corner_widget(self, "top-left")
+            return
         parent.installEventFilter(self)
         # Size it with the stylesheet's padding and bold font, not the defaults.
         self.ensurePolished()

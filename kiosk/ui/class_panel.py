@@ -5,6 +5,14 @@ count, the newest thumbnails, and a capture button: a tap stores one sample,
 holding it records a burst. Less common actions (rename, clear, delete) sit in
 a ⋮ menu with finger-sized rows; nothing is hidden behind hover.
 
+When the full cards do not all fit, every card drops its thumbnails
+(``MEDIUM``: three classes on an 800x480 panel), and when those do not fit
+either it turns compact (``COMPACT``): one row with the name, the capture
+button and ⋮, so up to six classes' capture buttons are on screen at 800x480
+without scrolling. The list scrolls by flicking; a flick that starts on
+a capture button scrolls and captures nothing. Renaming, clearing and deleting
+need the operator PIN in kiosk mode.
+
 Beside the count an amber note coaches the class (``kiosk.coaching.card_hints``:
 "needs 3 more", "too few": under a third of the largest class); a near-duplicate
 capture replaces it for ``DUPLICATE_NOTE_S`` with "duplicate" (the status line says more).
@@ -15,8 +23,8 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QColor, QImage, QPainter, QPaintEvent, QPixmap
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QAction, QColor, QImage, QPixmap
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -31,13 +39,23 @@ from PySide6.QtWidgets import (
 )
 
 from kiosk.coaching import card_hints
-from kiosk.ui import dialogs
+from kiosk.ui import dialogs, reasons
 from kiosk.ui.controller import Controller, Snapshot
 from kiosk.ui.lock import OperatorLock
-from kiosk.ui.style import class_color, px
+from kiosk.ui.style import TOUCH, class_color, px
+from kiosk.ui.touch import DisabledTapExplainer, ElidedLabel, enable_flick
 
+# How much a card shows (ClassPanel picks the most that fits for all of them).
+FULL, MEDIUM, COMPACT = "full", "medium", "compact"
 THUMBNAILS = 4
 THUMB_PX = 52
+CAPTURE_PX = 60
+# Card margins (left, top, right, bottom) and the gap between its rows, full and compact.
+FULL_MARGINS = (12, 8, 8, 10)
+COMPACT_MARGINS = (8, 3, 3, 3)
+CARD_SPACING = 6
+BORDER = 2
+LIST_SPACING = 6
 # How long a card says "duplicate" after a near-duplicate capture.
 DUPLICATE_NOTE_S = 2.5
 NOTE_COLOR = "#ffb74d"
@@ -73,27 +91,27 @@ def _capture_button_sheet(color: QColor) -> str:
     )
 
 
-class ElidedLabel(QLabel):
-    """A one-line label that ends in "…" instead of growing or being cut off."""
+def full_card_height(scale: float) -> int:
+    """Height of a full card (name row, thumbnails, capture button) at ``scale``."""
+    _, top, _, bottom = FULL_MARGINS
+    rows = px(TOUCH, scale) + px(THUMB_PX, scale) + px(CAPTURE_PX, scale)
+    return rows + 2 * CARD_SPACING + top + bottom + 2 * BORDER
 
-    def __init__(self, text: str = "") -> None:
-        super().__init__(text)
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
-    def minimumSizeHint(self) -> QSize:
-        return QSize(0, super().minimumSizeHint().height())
+def medium_card_height(scale: float) -> int:
+    """Height of a card without thumbnails (name row, a touch-sized capture button)."""
+    _, top, _, bottom = FULL_MARGINS
+    return 2 * px(TOUCH, scale) + CARD_SPACING + top + bottom + 2 * BORDER
 
-    def paintEvent(self, event: QPaintEvent) -> None:
-        painter = QPainter(self)
-        metrics = painter.fontMetrics()
-        text = metrics.elidedText(self.text(), Qt.TextElideMode.ElideRight, self.width())
-        painter.setPen(self.palette().color(self.foregroundRole()))
-        painter.drawText(self.rect(), int(self.alignment()) | Qt.AlignmentFlag.AlignVCenter, text)
-        painter.end()
+
+def compact_card_height(scale: float) -> int:
+    """Height of a compact card (one row, a touch-sized capture button) at ``scale``."""
+    _, top, _, bottom = COMPACT_MARGINS
+    return px(TOUCH, scale) + top + bottom + 2 * BORDER
 
 
 class ClassCard(QFrame):
-    """One class: name, count, thumbnails and a capture button."""
+    """One class: name, count, thumbnails and a capture button (or one compact row)."""
 
     captureDown = Signal(int)
     captureUp = Signal(int)
@@ -101,7 +119,14 @@ class ClassCard(QFrame):
     clearRequested = Signal(int)
     deleteRequested = Signal(int)
 
-    def __init__(self, index: int, scale: float = 1.0, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        index: int,
+        scale: float = 1.0,
+        parent: QWidget | None = None,
+        *,
+        density: str = FULL,
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("ClassCard")
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
@@ -109,15 +134,17 @@ class ClassCard(QFrame):
         self.index = index
         self.name = ""
         self.count = -1
+        self.density = ""
         self._recording = False
         self._scale = scale
 
         outer = QVBoxLayout(self)
-        outer.setContentsMargins(12, 8, 8, 10)
-        outer.setSpacing(6)
+        outer.setSpacing(CARD_SPACING)
+        self._outer = outer
 
         header = QHBoxLayout()
         header.setSpacing(6)
+        self._header = header
         self.dot = QLabel("●")
         self.dot.setStyleSheet(
             f"color: {class_color(index).name()}; background: transparent;"
@@ -126,7 +153,6 @@ class ClassCard(QFrame):
         # The name and, under it, the count: one big tap target that renames.
         self.name_button = QPushButton()
         self.name_button.setObjectName("ClassName")
-        self.name_button.setToolTip("Tap to rename")
         self.name_button.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.name_button.clicked.connect(self._on_name_clicked)
         name_lines = QVBoxLayout(self.name_button)
@@ -157,7 +183,6 @@ class ClassCard(QFrame):
         self.menu_button = QToolButton()
         self.menu_button.setObjectName("CardMenuButton")
         self.menu_button.setText("⋮")
-        self.menu_button.setToolTip("Rename, clear or delete this class")
         self.menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.menu = QMenu(self.menu_button)
         self.rename_action = QAction("Rename…", self)
@@ -205,14 +230,48 @@ class ClassCard(QFrame):
         self.capture_button.pressed.connect(self._on_pressed)
         self.capture_button.released.connect(self._on_released)
         outer.addWidget(self.capture_button)
-        self._update_capture_text()
+        self.set_density(density)
+
+    @property
+    def compact(self) -> bool:
+        return self.density == COMPACT
 
     # ----------------------------------------------------------------- display
+    def set_density(self, density: str) -> None:
+        """FULL (thumbnails), MEDIUM (no thumbnails) or COMPACT (one row: name, capture, ⋮)."""
+        if density == self.density:
+            return
+        self.density = density
+        compact = density == COMPACT
+        self._outer.removeWidget(self.capture_button)
+        self._header.removeWidget(self.capture_button)
+        if compact:
+            # The button's colour names the class: the dot makes room for the name.
+            self._header.insertWidget(2, self.capture_button, 0)
+            self._outer.setContentsMargins(*COMPACT_MARGINS)
+            self.capture_button.setMinimumWidth(px(92, self._scale))
+        else:
+            self._outer.addWidget(self.capture_button)
+            self._outer.setContentsMargins(*FULL_MARGINS)
+            self.capture_button.setMinimumWidth(0)
+        self.thumbs.setVisible(density == FULL)
+        self.dot.setVisible(not compact)
+        self.setProperty("compact", compact)
+        self.style().unpolish(self)
+        self.style().polish(self)
+        # Touch-sized rather than tall when the card is short of room.
+        self.capture_button.setProperty("compact", density != FULL)
+        self.capture_button.style().unpolish(self.capture_button)
+        self.capture_button.style().polish(self.capture_button)
+        self._update_capture_text()
+
     def set_name(self, name: str) -> None:
         if name != self.name:
             self.name = name
             self.name_label.setText(name)
-            self.name_button.setToolTip(f"{name}: tap to rename")
+            self.name_button.setAccessibleName(f"Rename {name}")
+            self.capture_button.setAccessibleName(f"Capture into {name}")
+            self.menu_button.setAccessibleName(f"Rename, clear or delete {name}")
 
     def set_count(self, count: int) -> None:
         if count != self.count:
@@ -241,7 +300,6 @@ class ClassCard(QFrame):
         if text != self.note:
             self.note = text
             self.note_label.setText(text)
-            self.note_label.setToolTip(text)
             self.note_label.update()
 
     def set_thumbnails(self, images: list[np.ndarray]) -> None:
@@ -267,11 +325,13 @@ class ClassCard(QFrame):
         self.name_button.setEnabled(edit)
 
     def _update_capture_text(self) -> None:
+        key = f"[{self.index + 1}]" if self.index < 9 else ""
         if self._recording:
-            text = "●  Recording…"
+            text = "●  Rec…" if self.compact else "●  Recording…"
+        elif self.compact:
+            text = "Capture"
         else:
-            key = f"   [{self.index + 1}]" if self.index < 9 else ""
-            text = f"Hold to record{key}"
+            text = f"Hold to record   {key}".strip()
         self.capture_button.setText(text)
 
     # ------------------------------------------------------------------ intent
@@ -301,7 +361,7 @@ class ClassCard(QFrame):
 
 
 class ClassPanel(QWidget):
-    """A scrolling column of class cards with an Add class button below it."""
+    """A flick-scrolling column of class cards with an Add class button below it."""
 
     def __init__(
         self,
@@ -309,14 +369,24 @@ class ClassPanel(QWidget):
         parent: QWidget | None = None,
         *,
         lock: OperatorLock | None = None,
+        explainer: DisabledTapExplainer | None = None,
     ) -> None:
+        """
+        Args:
+            controller: the kiosk's state.
+            lock: guards rename, clear and delete (default: an open lock).
+            explainer: says why a disabled control is disabled when tapped
+                (default: one of its own; connect its ``explain`` signal).
+        """
         super().__init__(parent)
         self.setObjectName("ClassPanel")
         self._controller = controller
-        # Deleting and clearing are the operator's: visitors must not wipe a demo.
+        # Deleting, clearing and renaming are the operator's: visitors must not wipe a demo.
         self._lock = lock if lock is not None else OperatorLock(None, parent=self)
+        self.explainer = explainer if explainer is not None else DisabledTapExplainer(self)
         self._scale = 1.0
         self.cards: list[ClassCard] = []
+        self.density = FULL
         self._snapshot: Snapshot | None = None
 
         layout = QVBoxLayout(self)
@@ -327,13 +397,15 @@ class ClassPanel(QWidget):
         self.scroll.setWidgetResizable(True)
         self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setAccessibleName("Classes")
         self._list = QWidget()
         self._list.setObjectName("ClassList")
         self._list_layout = QVBoxLayout(self._list)
-        self._list_layout.setContentsMargins(0, 0, 6, 0)
-        self._list_layout.setSpacing(8)
+        self._list_layout.setContentsMargins(0, 0, 0, 0)
+        self._list_layout.setSpacing(LIST_SPACING)
         self._list_layout.addStretch(1)
         self.scroll.setWidget(self._list)
+        self.scroller = enable_flick(self.scroll)
         self._scroll_target: int | None = None
         self._scroll_until = 0.0
         self.scroll.verticalScrollBar().rangeChanged.connect(self._scroll_to_target)
@@ -341,7 +413,9 @@ class ClassPanel(QWidget):
 
         self.add_button = QPushButton("+  Add class")
         self.add_button.setObjectName("AddClassButton")
+        self.add_button.setAccessibleName("Add class")
         self.add_button.clicked.connect(self._on_add)
+        self.explainer.watch(self.add_button)
         layout.addWidget(self.add_button)
 
         controller.changed.connect(self.on_changed)
@@ -359,6 +433,36 @@ class ClassPanel(QWidget):
             if self._snapshot is not None:
                 self._apply(self._snapshot, force_thumbs=True)
 
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._update_density()
+
+    def list_height(self) -> int:
+        """The height the cards have: the panel less the Add class button."""
+        button = max(self.add_button.sizeHint().height(), px(TOUCH, self._scale))
+        return self.height() - button - self.layout().spacing()
+
+    @property
+    def compact(self) -> bool:
+        return self.density == COMPACT
+
+    def _update_density(self) -> None:
+        # The most each card can show while all of them fit (one look for all).
+        count = len(self.cards)
+        room = self.list_height() - max(0, count - 1) * LIST_SPACING
+        density = COMPACT
+        for candidate, height in (
+            (FULL, full_card_height(self._scale)),
+            (MEDIUM, medium_card_height(self._scale)),
+        ):
+            if count * height <= room:
+                density = candidate
+                break
+        if density != self.density:
+            self.density = density
+            for card in self.cards:
+                card.set_density(density)
+
     @Slot(object)
     def on_changed(self, snapshot: Snapshot) -> None:
         force = len(snapshot.class_names) != len(self.cards)
@@ -373,17 +477,22 @@ class ClassPanel(QWidget):
             card.deleteLater()
         self.cards = []
         for index in range(count):
-            card = ClassCard(index, self._scale)
+            card = ClassCard(index, self._scale, density=self.density)
             card.captureDown.connect(self._on_capture_down)
             card.captureUp.connect(self._on_capture_up)
             card.renameRequested.connect(self.rename)
             card.clearRequested.connect(self.clear)
             card.deleteRequested.connect(self.delete)
+            for widget in (card.capture_button, card.name_button, card.menu_button):
+                self.explainer.watch(widget)
             self._list_layout.insertWidget(index, card)
             self.cards.append(card)
+        self._update_density()
 
     def _apply(self, snapshot: Snapshot, force_thumbs: bool = False) -> None:
         self._snapshot = snapshot
+        capture_why = reasons.capture_reason(snapshot)
+        edit_why = reasons.edit_reason(snapshot)
         for card, name, count in zip(
             self.cards, snapshot.class_names, snapshot.counts, strict=True
         ):
@@ -393,11 +502,15 @@ class ClassPanel(QWidget):
                 card.set_thumbnails(self._controller.thumbnails(card.index))
             card.set_recording(snapshot.capturing_class == card.index)
             card.set_enabled_parts(snapshot.can_capture, snapshot.can_edit_classes)
+            self.explainer.set_reason(card.capture_button, capture_why)
+            self.explainer.set_reason(card.name_button, edit_why)
+            self.explainer.set_reason(card.menu_button, edit_why)
         for card, note in zip(self.cards, card_hints(snapshot.counts), strict=True):
             card.set_coaching(note)
         self.add_button.setEnabled(
             snapshot.can_edit_classes and len(snapshot.class_names) < snapshot.max_classes
         )
+        self.explainer.set_reason(self.add_button, reasons.add_class_reason(snapshot))
 
     @Slot(int, str)
     def flag_duplicate(self, index: int, message: str = "") -> None:
@@ -439,7 +552,9 @@ class ClassPanel(QWidget):
 
     @Slot(int)
     def rename(self, index: int) -> None:
-        """Ask for a new name until it is accepted or the operator cancels."""
+        """Ask for a new name until it is accepted or the operator cancels (PIN in kiosk mode)."""
+        if not self._lock.request(self.window(), "rename a class"):
+            return
         error: str | None = None
         current = self._controller.snapshot().class_names[index]
         text = current

@@ -364,8 +364,12 @@ class Controller(QObject):
         self._say(f"Cleared the samples of “{name}” (Undo brings them back)")
 
     def undo(self) -> None:
-        """Take back the last step: a tap or a whole burst, a deleted or cleared class..."""
+        """Take back the last step: a tap or a whole burst, a deleted or cleared class...
+
+        The window asks the operator PIN first when ``undo_is_recent()`` is False.
+        """
         if not self.snapshot().can_undo:
+            self._say("Nothing to undo")
             return
         self._drop_pending_captures()
         try:
@@ -373,6 +377,7 @@ class Controller(QObject):
         except (ValueError, StoreFullError) as error:
             self._say(f"Cannot undo: {error}", "error")
             return
+        self._publish()  # the history moved after the store's own change events
         self._say("Nothing to undo" if step is None else f"Undid {step.describe()}")
 
     def redo(self) -> None:
@@ -385,7 +390,34 @@ class Controller(QObject):
         except (ValueError, StoreFullError) as error:
             self._say(f"Cannot redo: {error}", "error")
             return
+        self._publish()
         self._say("Nothing to redo" if step is None else f"Redid {step.describe()}")
+
+    @property
+    def can_undo(self) -> bool:
+        return self.snapshot().can_undo
+
+    @property
+    def can_redo(self) -> bool:
+        return self.snapshot().can_redo
+
+    def undo_is_recent(self) -> bool:
+        """Whether Undo would take back the visitor's own captures since the last Train or Save.
+
+        Older work (earlier visitors', a restored or opened session, a deleted
+        class) is the operator's: the window asks for the PIN first.
+        """
+        history = self.session.history
+        return history.is_recent(history.next_undo())
+
+    def redo_is_recent(self) -> bool:
+        """Whether Redo would redo the visitor's own captures (see ``undo_is_recent``)."""
+        history = self.session.history
+        return history.is_recent(history.next_redo())
+
+    def reset_recent_work(self) -> None:
+        """From now on only new work counts as the visitor's (after Open, Import...)."""
+        self.session.history.mark()
 
     # -------------------------------------------------------------------- capture
     def begin_capture(self, class_index: int) -> None:

@@ -2,8 +2,14 @@
 
 Widgets call these through the module (``dialogs.ask_text(...)``), so a test can
 ``monkeypatch.setattr(dialogs, "ask_text", ...)`` and never see a modal loop.
-The dialogs themselves are touch-first: big text field, big buttons, and for
-numbers a stepper over sensible values instead of a tiny spin box.
+The dialogs themselves are touch-first: big text field with the on-screen
+keyboard under it, big buttons, and for numbers a stepper over sensible values
+instead of a tiny spin box. Every dialog fits inside the window that opened it
+(an 800x480 panel included) and every control has an accessible name.
+
+Files and folders are chosen in the places browser (``ask_place``, see
+``kiosk.ui.places_view``); the system's folder chooser (``browse_folder``) is
+only offered outside kiosk mode.
 """
 
 from __future__ import annotations
@@ -12,9 +18,10 @@ import dataclasses
 import functools
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtCore import QRect, Qt
+from PySide6.QtGui import QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
@@ -29,44 +36,117 @@ from PySide6.QtWidgets import (
 
 from kiosk.learn import TrainingConfig
 from kiosk.pin import MAX_DIGITS as PIN_MAX_DIGITS
+from kiosk.ui.keyboard import OnScreenKeyboard
+from kiosk.ui.style import render_stylesheet
+from kiosk.ui.touch import DisabledTapExplainer
+
+if TYPE_CHECKING:
+    from kiosk.places import Places
+    from kiosk.ui.places_view import PlaceChoice, PlaceRequest
 
 # PIN pad keys: comfortably above the 48 px touch-target minimum.
-PIN_KEY_PX = 64
+PIN_KEY_PX = 56
+# Room left around a dialog inside its window.
+FIT_MARGIN = 8
 
 
-class _Dialog(QDialog):
-    """A frameless-looking modal dialog with a title line and a button row."""
+class TouchDialog(QDialog):
+    """A modal dialog with a title line, an error line and a button row, kept inside its window.
 
-    def __init__(self, parent: QWidget | None, title: str) -> None:
+    ``fill`` makes it cover most of the window (the places browser); other
+    dialogs keep their own size, never more than the window, centred on it.
+    """
+
+    def __init__(self, parent: QWidget | None, title: str, *, fill: bool = False) -> None:
         super().__init__(parent)
         self.setWindowTitle(title)
         self.setModal(True)
+        self.fill = fill
+        if parent is None:
+            # No window to inherit the look from: bring it along (sizes at scale 1).
+            self.setStyleSheet(render_stylesheet(1.0))
         self.layout_ = QVBoxLayout(self)
-        self.layout_.setContentsMargins(24, 20, 24, 20)
-        self.layout_.setSpacing(16)
+        self.layout_.setContentsMargins(20, 14, 20, 14)
+        self.layout_.setSpacing(10)
         heading = QLabel(title)
         heading.setObjectName("DialogMessage")
         heading.setWordWrap(True)
+        self.heading = heading
         self.layout_.addWidget(heading)
+        self.error = QLabel()
+        self.error.setObjectName("DialogError")
+        self.error.setWordWrap(True)
+        self.error.hide()
         self.buttons = QHBoxLayout()
         self.buttons.setSpacing(12)
+        # A tap on a disabled button says why, in the error line.
+        self.explainer = DisabledTapExplainer(self)
+        self.explainer.explain.connect(self.show_error)
 
-    def finish(self, ok_text: str, *, danger: bool = False, cancel_text: str = "Cancel") -> None:
-        """Add the Cancel / OK row; OK is the default button."""
+    def show_error(self, text: str) -> None:
+        self.error.setText(text)
+        self.error.setVisible(bool(text))
+
+    def finish(
+        self, ok_text: str, *, danger: bool = False, cancel_text: str = "Cancel"
+    ) -> QPushButton:
+        """Add the error line and the Cancel / OK row; OK is the default button (returned)."""
+        if self.error.parentWidget() is None:
+            self.layout_.addWidget(self.error)
         self.buttons.addStretch(1)
         cancel = QPushButton(cancel_text)
+        cancel.setAccessibleName(cancel_text)
         cancel.clicked.connect(self.reject)
         ok = QPushButton(ok_text)
+        ok.setAccessibleName(ok_text)
         ok.setObjectName("DangerButton" if danger else "PrimaryDialogButton")
         ok.setDefault(True)
         ok.clicked.connect(self.accept)
+        self.explainer.watch(ok)
         for button in (cancel, ok):
             button.setMinimumWidth(140)
             self.buttons.addWidget(button)
+        self.cancel_button, self.ok_button = cancel, ok
         self.layout_.addLayout(self.buttons)
+        return ok
+
+    # ----------------------------------------------------------------- fitting
+    def area(self) -> QRect:
+        """Where the dialog may be: its window's frame (or the screen), less a margin."""
+        parent = self.parentWidget()
+        if parent is not None:
+            window = parent.window()
+            rect = QRect(window.mapToGlobal(window.rect().topLeft()), window.size())
+        else:
+            rect = self.screen().availableGeometry()
+        return rect.adjusted(FIT_MARGIN, FIT_MARGIN, -FIT_MARGIN, -FIT_MARGIN)
+
+    def fit(self) -> None:
+        """Size and place the dialog inside ``area()``."""
+        area = self.area()
+        self.setMaximumSize(area.size())
+        if self.fill:
+            # The whole of a small panel; on a big screen, a big dialog, not a wall.
+            width = min(area.width(), max(760, round(area.width() * 0.6)))
+            height = min(area.height(), max(460, round(area.height() * 0.72)))
+            size = self.size().expandedTo(self.minimumSizeHint())
+            size.setWidth(width)
+            size.setHeight(height)
+        else:
+            self.adjustSize()
+            size = self.size().boundedTo(area.size())
+        self.resize(size)
+        self.move(
+            area.left() + (area.width() - size.width()) // 2,
+            area.top() + (area.height() - size.height()) // 2,
+        )
+
+    def showEvent(self, event: QShowEvent) -> None:
+        self.fit()
+        super().showEvent(event)
 
 
-class TextDialog(_Dialog):
+class TextDialog(TouchDialog):
     """One big text field, e.g. a class name."""
 
     def __init__(
@@ -76,18 +156,21 @@ class TextDialog(_Dialog):
         self.edit = QLineEdit(text)
         self.edit.setMaxLength(64)
         self.edit.selectAll()
-        self.edit.setClearButtonEnabled(True)
+        self.edit.setAccessibleName("Name")
         self.layout_.addWidget(self.edit)
-        if error:
-            message = QLabel(error)
-            message.setObjectName("DialogError")
-            message.setWordWrap(True)
-            self.layout_.addWidget(message)
+        self.show_error(error or "")
+        self.layout_.addWidget(self.error)
+        # A touch screen has no other keyboard: this one is always there.
+        self.keyboard = OnScreenKeyboard(self.edit)
+        self.keyboard.done.connect(self.accept)
+        self.layout_.addWidget(self.keyboard)
         self.finish("OK")
-        self.setMinimumWidth(min(560, parent.width() - 40) if parent is not None else 480)
+        self.layout_.setSpacing(8)
+        width = parent.window().width() if parent is not None else 800
+        self.setMinimumWidth(max(520, min(760, width - 2 * FIT_MARGIN)))
 
 
-class ConfirmDialog(_Dialog):
+class ConfirmDialog(TouchDialog):
     """A yes/no question with a clearly labelled (possibly red) confirm button."""
 
     def __init__(
@@ -103,7 +186,7 @@ class ConfirmDialog(_Dialog):
 class _Stepper(QWidget):
     """``[-]  value  [+]`` over a fixed list of choices: no keyboard needed."""
 
-    def __init__(self, choices: Sequence[float], value: float, fmt: str) -> None:
+    def __init__(self, choices: Sequence[float], value: float, fmt: str, name: str = "") -> None:
         super().__init__()
         self.choices = sorted(set(choices) | {value})
         self.index = self.choices.index(value)
@@ -115,9 +198,13 @@ class _Stepper(QWidget):
         for button in (self.minus, self.plus):
             button.setMinimumWidth(64)
             button.setAutoRepeat(True)
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.label = QLabel()
         self.label.setObjectName("SettingValue")
         self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.minus.setAccessibleName(f"Less {name.lower()}".strip())
+        self.plus.setAccessibleName(f"More {name.lower()}".strip())
+        self.label.setAccessibleName(name)
         row.addWidget(self.minus)
         row.addWidget(self.label, 1)
         row.addWidget(self.plus)
@@ -157,7 +244,7 @@ _SETTINGS: tuple[tuple[str, str, tuple[float, ...], str], ...] = (
 )
 
 
-class SettingsDialog(_Dialog):
+class SettingsDialog(TouchDialog):
     """Advanced training settings: optional, the defaults converge on their own."""
 
     def __init__(
@@ -177,12 +264,13 @@ class SettingsDialog(_Dialog):
             if not hasattr(config, field):
                 continue
             current = getattr(config, field)
-            stepper = _Stepper((*choices, getattr(default, field)), current, fmt)
+            stepper = _Stepper((*choices, getattr(default, field)), current, fmt, label)
             grid.addWidget(QLabel(label), row, 0)
             grid.addWidget(stepper, row, 1)
             self.steppers[field] = stepper
         self.layout_.addLayout(grid)
         reset = QPushButton("Defaults")
+        reset.setAccessibleName("Default settings")
         reset.clicked.connect(self.reset)
         self.buttons.addWidget(reset)
         self.finish("Use these")
@@ -200,7 +288,7 @@ class SettingsDialog(_Dialog):
         return dataclasses.replace(self.config, **values)
 
 
-class PinPadDialog(_Dialog):
+class PinPadDialog(TouchDialog):
     """A phone-style PIN pad: 0-9, delete, OK, with digits shown as dots.
 
     The buttons are finger-sized (``PIN_KEY_PX`` or more); a keyboard's digits,
@@ -217,19 +305,19 @@ class PinPadDialog(_Dialog):
         self.display.setMaxLength(PIN_MAX_DIGITS)
         self.display.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.layout_.addWidget(self.display)
-        if error:
-            message = QLabel(error)
-            message.setObjectName("DialogError")
-            message.setWordWrap(True)
-            self.layout_.addWidget(message)
+        self.show_error(error or "")
+        self.layout_.addWidget(self.error)
         grid = QGridLayout()
-        grid.setSpacing(10)
+        grid.setSpacing(8)
         self.keys: dict[str, QPushButton] = {}
         labels = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "⌫", "0", "OK"]
         for position, label in enumerate(labels):
             button = QPushButton(label)
-            button.setMinimumSize(PIN_KEY_PX + 24, PIN_KEY_PX)
+            button.setMinimumSize(PIN_KEY_PX + 44, PIN_KEY_PX)
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            button.setAccessibleName(
+                {"⌫": "Delete last digit", "OK": "OK"}.get(label, f"Digit {label}")
+            )
             if label.isdigit():
                 button.clicked.connect(functools.partial(self.press, label))
             self.keys[label] = button
@@ -240,6 +328,7 @@ class PinPadDialog(_Dialog):
         self.layout_.addLayout(grid)
         self.buttons.addStretch(1)
         cancel = QPushButton("Cancel")
+        cancel.setAccessibleName("Cancel")
         cancel.setMinimumSize(140, PIN_KEY_PX)
         cancel.clicked.connect(self.reject)
         self.buttons.addWidget(cancel)
@@ -313,34 +402,23 @@ def ask_pin(parent: QWidget | None, title: str, error: str | None = None) -> str
     return pin if accepted else None
 
 
-def ask_save_path(parent: QWidget | None, suggestion: Path) -> Path | None:
-    """Where to write the model (a ``.tflite`` path), or ``None`` when cancelled."""
-    dialog = QFileDialog(parent, "Save model", str(suggestion), "TFLite model (*.tflite)")
-    dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
-    dialog.selectFile(str(suggestion))
-    dialog.resize(760, 440)  # fits an 800x480 panel
-    accepted = run_modal(dialog)
-    chosen = dialog.selectedFiles()
-    dialog.deleteLater()
-    if not accepted or not chosen:
-        return None
-    path = Path(chosen[0])
-    return path if path.suffix == ".tflite" else path.with_suffix(".tflite")
+def ask_place(
+    parent: QWidget | None, places: Places, request: PlaceRequest, *, allow_browse: bool = False
+) -> PlaceChoice | None:
+    """A model, project or folder in one of the named places, or None when cancelled.
 
-
-def ask_folder(
-    parent: QWidget | None, title: str, start: Path, *, existing: bool = True
-) -> Path | None:
-    """A folder the operator chose, or ``None`` when cancelled.
-
-    ``existing`` False lets them name a new folder (Save project, Export).
+    ``allow_browse`` adds Browse… (the system's folder chooser): never in kiosk mode.
     """
+    from kiosk.ui.places_view import ask_place as ask
+
+    return ask(parent, places, request, allow_browse=allow_browse)
+
+
+def browse_folder(parent: QWidget | None, title: str, start: Path) -> Path | None:
+    """The system's folder chooser, for windowed use only (the places browser's Browse…)."""
     dialog = QFileDialog(parent, title, str(start))
     dialog.setFileMode(QFileDialog.FileMode.Directory)
     dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
-    if not existing:
-        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
-        dialog.setLabelText(QFileDialog.DialogLabel.Accept, "Choose")
     dialog.resize(760, 440)  # fits an 800x480 panel
     accepted = run_modal(dialog)
     chosen = dialog.selectedFiles()
@@ -350,12 +428,13 @@ def ask_folder(
 
 def inform(parent: QWidget | None, title: str, text: str) -> None:
     """A message the operator has to acknowledge."""
-    dialog = _Dialog(parent, title)
+    dialog = TouchDialog(parent, title)
     body = QLabel(text)
     body.setWordWrap(True)
     dialog.layout_.insertWidget(1, body)
     dialog.buttons.addStretch(1)
     ok = QPushButton("OK")
+    ok.setAccessibleName("OK")
     ok.setObjectName("PrimaryDialogButton")
     ok.setMinimumWidth(140)
     ok.clicked.connect(dialog.accept)

@@ -1,21 +1,26 @@
 """Per-class accuracy and the confusion matrix on held-out samples, painted.
 
 Display only: it is handed a ``kiosk.learn.evaluation.Evaluation`` (or None) after
-each training. One painted widget, like the prediction bars, so it fits the
-small lower panel at 800x480: a row per class (name, accuracy bar, %) and, when
-the panel is wide enough, the confusion matrix as a heat map beside it.
+each training. One painted widget, like the prediction bars: a title, a row
+per class (number, name, accuracy bar, %), then the confusion matrix as a heat
+map whose axes are labelled "true class" (rows) and "predicted class"
+(columns), numbered like the rows. Text never goes below ``MIN_FONT`` px and
+rows never below ``MIN_ROW`` px, so 20 classes stay readable: the view grows
+taller than its panel and the panel scrolls by flicking (``heightForWidth``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QRectF, QSize, Qt, Slot
-from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Slot
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from kiosk.ui.style import class_color
 
+MIN_FONT = 12
+MIN_ROW = 20
 GOOD = QColor("#81c784")
 WEAK = QColor("#ffb74d")
 BAD = QColor("#e57373")
@@ -37,11 +42,17 @@ class EvaluationView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("EvaluationView")
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setAccessibleName("Per-class accuracy and confusion matrix")
+        size_policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        size_policy.setHeightForWidth(True)
+        self.setSizePolicy(size_policy)
         self.setMinimumSize(150, 80)
         self.evaluation: Any = None
         self.class_indices: tuple[int, ...] = ()
         self.scale = 1.0
+        self.drawn_text: list[str] = []  # every string last painted (tests read it)
+        self.font_px = 0
+        self.row_px = 0.0
 
     def sizeHint(self) -> QSize:
         return QSize(320, 200)
@@ -51,67 +62,165 @@ class EvaluationView(QWidget):
         """Show an ``Evaluation`` (None: a placeholder); colours follow ``class_indices``."""
         self.evaluation = evaluation
         self.class_indices = tuple(class_indices)
+        self.updateGeometry()
         self.update()
+
+    # ----------------------------------------------------------------- layout
+    def _count(self) -> int:
+        evaluation = self.evaluation
+        if evaluation is None or evaluation.num_samples == 0:
+            return 0
+        return len(evaluation.class_names)
+
+    def _font(self, bold: bool = False) -> QFont:
+        font = QFont(self.font())
+        font.setPixelSize(max(MIN_FONT, round(14 * self.scale)))
+        font.setBold(bold)
+        return font
+
+    def _metrics(self) -> tuple[float, float, float, float]:
+        """(pad, line height, row height, row gap) at the current scale."""
+        line = QFontMetrics(self._font()).height()
+        pad = 6 * self.scale
+        row = max(float(MIN_ROW), line + 4 * self.scale)
+        return pad, float(line), row, 3 * self.scale
+
+    def _two_lines(self, width: float) -> bool:
+        """Whether rows put the name on a line of its own (a narrow panel, long names)."""
+        evaluation = self.evaluation
+        metrics = QFontMetrics(self._font(bold=True))
+        longest = max((metrics.horizontalAdvance(n) for n in evaluation.class_names), default=0)
+        fixed = metrics.horizontalAdvance("20") + 6 + metrics.horizontalAdvance("100%") + 4
+        return longest + fixed + 30 * self.scale > width
+
+    def _matrix_side(self, width: int) -> float:
+        count = self._count()
+        pad, line, _, _ = self._metrics()
+        room = width - 2 * pad - 2 * line - 8
+        # At least as long as its axis labels, so they are never cut.
+        labels = QFontMetrics(self._font()).horizontalAdvance("predicted class →") + 8
+        return max(0.0, min(room, max(float(labels), count * 22 * self.scale)))
+
+    def hasHeightForWidth(self) -> bool:
+        return True
+
+    def heightForWidth(self, width: int) -> int:
+        count = self._count()
+        if count == 0:
+            return 80
+        pad, line, row, gap = self._metrics()
+        if self._two_lines(width - 2 * pad):
+            row += line
+        height = pad + line + 4 + count * (row + gap)
+        if count > 1:
+            height += 10 + line + 4 + line + self._matrix_side(width)
+        return int(height + pad)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(150, 80)
+
+    # --------------------------------------------------------------- painting
+    def _text(self, painter: QPainter, box: QRectF, flags: Any, text: str) -> None:
+        painter.drawText(box, flags, text)
+        self.drawn_text.append(text)
 
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         painter.fillRect(self.rect(), QColor("#1b1f25"))
-        evaluation = self.evaluation
-        font = QFont(self.font())
-        if evaluation is None or evaluation.num_samples == 0:
-            font.setPixelSize(round(15 * self.scale))
+        self.drawn_text = []
+        font = self._font()
+        self.font_px = font.pixelSize()
+        if self._count() == 0:
             painter.setFont(font)
             painter.setPen(MUTED)
-            painter.drawText(
-                self.rect().adjusted(12, 0, -12, 0),
+            self._text(
+                painter,
+                QRectF(self.rect().adjusted(12, 0, -12, 0)),
                 Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
                 "Per-class accuracy appears after training, once a class has 5 samples",
             )
             painter.end()
             return
-        count = len(evaluation.class_names)
-        pad = 6 * self.scale
-        height = self.height() - 2 * pad
-        # The matrix is square and only drawn when it leaves the rows enough room.
-        side = min(height, self.width() * 0.4)
-        show_matrix = count > 1 and side >= 3 * count and self.width() - side > 160 * self.scale
-        rows_width = self.width() - (side + 2 * pad if show_matrix else 0)
-        self._paint_rows(painter, font, QRectF(pad, pad, rows_width - 2 * pad, height))
-        if show_matrix:
-            self._paint_matrix(painter, QRectF(self.width() - side - pad, pad, side, side))
+        pad, line, row, gap = self._metrics()
+        width = self.width() - 2 * pad
+        two_lines = self._two_lines(width)
+        self.row_px = row + line if two_lines else row
+        title = self._font(bold=True)
+        painter.setFont(title)
+        painter.setPen(MUTED)
+        left = Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft
+        elide = QFontMetrics(title).elidedText
+        self._text(
+            painter,
+            QRectF(pad, pad, width, line),
+            left,
+            elide("Accuracy per class", Qt.TextElideMode.ElideRight, int(width)),
+        )
+        y = pad + line + 4
+        y = self._paint_rows(painter, QRectF(pad, y, width, 0), row, gap, two_lines)
+        if self._count() > 1:
+            y += 10
+            painter.setFont(title)
+            painter.setPen(MUTED)
+            self._text(
+                painter,
+                QRectF(pad, y, width, line),
+                left,
+                elide("Confusion matrix", Qt.TextElideMode.ElideRight, int(width)),
+            )
+            y += line + 4
+            self._paint_matrix(painter, pad, y, self._matrix_side(self.width()), line)
         painter.end()
 
-    def _paint_rows(self, painter: QPainter, font: QFont, box: QRectF) -> None:
+    def _paint_rows(
+        self, painter: QPainter, box: QRectF, row: float, gap: float, two_lines: bool
+    ) -> float:
+        """Paint the rows from ``box.top()``; returns the y below them.
+
+        ``two_lines``: the number and name on one line, the bar and % under it.
+        """
         evaluation = self.evaluation
-        count = len(evaluation.class_names)
-        gap = 3 * self.scale
-        row = min(30 * self.scale, max(10.0, (box.height() - gap * (count - 1)) / count))
-        font.setPixelSize(max(9, round(min(row * 0.62, 16 * self.scale))))
-        painter.setFont(font)
-        metrics = painter.fontMetrics()
-        name_width = min(box.width() * 0.45, 130 * self.scale)
+        font = self._font()
+        metrics = QFontMetrics(font)
+        line = float(metrics.height())
+        number_width = metrics.horizontalAdvance("20") + 6
+        if two_lines:
+            name_width = box.width()
+            bar_left = box.left() + number_width
+        else:
+            name_width = min(box.width() * 0.5, 180 * self.scale)
+            bar_left = box.left() + name_width + 4
         percent_width = metrics.horizontalAdvance("100%") + 4
         weakest = evaluation.weakest_class
+        y = box.top()
         for i, (name, value) in enumerate(
             zip(evaluation.class_names, evaluation.per_class_accuracy, strict=True)
         ):
-            y = box.top() + i * (row + gap)
             color = class_color(self.class_indices[i] if i < len(self.class_indices) else i)
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(color)
-            dot = row * 0.45
-            painter.drawEllipse(QRectF(box.left(), y + (row - dot) / 2, dot, dot))
-            label_box = QRectF(box.left() + dot + 4, y, name_width - dot - 4, row)
+            name_row = line if two_lines else row
+            painter.setPen(color)
+            font.setBold(True)
+            painter.setFont(font)
+            self._text(
+                painter,
+                QRectF(box.left(), y, number_width, name_row),
+                Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+                str(i + 1),
+            )
+            label_box = QRectF(box.left() + number_width, y, name_width - number_width, name_row)
             painter.setPen(TEXT)
             font.setBold(i == weakest and value is not None and value < 1.0)
             painter.setFont(font)
-            label = metrics.elidedText(name, Qt.TextElideMode.ElideRight, int(label_box.width()))
-            painter.drawText(label_box, Qt.AlignmentFlag.AlignVCenter, label)
+            label = QFontMetrics(font).elidedText(
+                name, Qt.TextElideMode.ElideRight, int(label_box.width())
+            )
+            self._text(painter, label_box, Qt.AlignmentFlag.AlignVCenter, label)
+            bar_y = y + line if two_lines else y
             track = QRectF(
-                box.left() + name_width + 4,
-                y + row * 0.2,
-                max(0.0, box.width() - name_width - percent_width - 8),
+                bar_left,
+                bar_y + row * 0.2,
+                max(0.0, box.right() - percent_width - 4 - bar_left),
                 row * 0.6,
             )
             painter.fillRect(track, TRACK)
@@ -121,17 +230,40 @@ class EvaluationView(QWidget):
                     accuracy_color(value),
                 )
             painter.setPen(accuracy_color(value))
-            text = "–" if value is None else f"{100 * value:.0f}%"
-            painter.drawText(
-                QRectF(box.right() - percent_width, y, percent_width, row),
+            self._text(
+                painter,
+                QRectF(box.right() - percent_width, bar_y, percent_width, row),
                 Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
-                text,
+                "–" if value is None else f"{100 * value:.0f}%",
             )
+            y += (row + line if two_lines else row) + gap
+        return y
 
-    def _paint_matrix(self, painter: QPainter, box: QRectF) -> None:
+    def _paint_matrix(self, painter: QPainter, left: float, top: float, side: float, line: float):
+        """The heat map with "predicted class" over it and "true class" down its left."""
         confusion = self.evaluation.confusion
         count = len(confusion)
-        cell = box.width() / count
+        font = self._font()
+        painter.setFont(font)
+        painter.setPen(MUTED)
+        box = QRectF(left + line + 4, top + line + 4, side, side)
+        self._text(
+            painter,
+            QRectF(box.left(), top, side, line),
+            Qt.AlignmentFlag.AlignCenter,
+            "predicted class →",
+        )
+        painter.save()
+        painter.translate(QPointF(left + line, box.top() + side / 2))
+        painter.rotate(-90)
+        self._text(
+            painter,
+            QRectF(-side / 2, -line, side, line),
+            Qt.AlignmentFlag.AlignCenter,
+            "← true class",
+        )
+        painter.restore()
+        cell = side / count
         totals = confusion.sum(axis=1)
         for t in range(count):
             for p in range(count):
@@ -141,7 +273,18 @@ class EvaluationView(QWidget):
                 painter.fillRect(
                     QRectF(box.left() + p * cell, box.top() + t * cell, cell - 1, cell - 1), base
                 )
-        # Rows: true class, columns: predicted; a class-coloured tick marks each.
+        # Numbered like the rows above, in the class colours, where the cells are big
+        # enough to hold a readable number; else a coloured tick marks each class.
+        numbered = cell >= QFontMetrics(font).horizontalAdvance("20") + 2
         for i in range(count):
             color = class_color(self.class_indices[i] if i < len(self.class_indices) else i)
+            if numbered:
+                painter.setPen(TEXT)
+                self._text(
+                    painter,
+                    QRectF(box.left() + i * cell, box.top() + i * cell, cell - 1, cell - 1),
+                    Qt.AlignmentFlag.AlignCenter,
+                    str(i + 1),
+                )
             painter.fillRect(QRectF(box.left() - 4, box.top() + i * cell, 3, cell - 1), color)
+            painter.fillRect(QRectF(box.left() + i * cell, box.top() - 4, cell - 1, 3), color)

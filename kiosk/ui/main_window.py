@@ -4,16 +4,24 @@ Layout (landscape, from 800x480 up)::
 
     +------------------------------+------------------+
     | live picture + prediction    | class cards      |
-    |                              | (scrolls)        |
+    |                              | (flick to scroll;|
+    +---------------+--------------+  compact when    |
+    | confidence    | loss/accuracy|  short of room)  |
     +---------------+--------------+                  |
-    | confidence    | loss/accuracy| [+ Add class]    |
-    +---------------+--------------+------------------+
-    | status line                                     |
-    | [Undo] [Settings] [Project]   [Train]  [Save]   |
-    +-------------------------------------------------+
+    | status line (elides)         |                  |
+    | [↶][↷][Menu]   [Train][Save] | [+ Add class]    |
+    +------------------------------+------------------+
 
-The window wires the controller's signals to the views and turns keys into
-controller calls; it decides nothing itself.
+Everything works by touch: Menu holds the project rows, Settings, Full screen
+and Quit; a tap on a disabled button says why on the status line. Keys are
+shortcuts for the same actions. In kiosk mode the operator lock (PIN) guards
+what removes data or touches files beyond the visitor's own recent work:
+deleting, clearing and renaming classes, the project rows, Undo and Redo of
+older work, replacing a saved model or saving it outside the models folder,
+the settings and quitting. Visitors save a model to the models folder freely.
+
+The window wires the controller's signals to the views and turns taps and keys
+into controller calls; it decides nothing about the data itself.
 """
 
 from __future__ import annotations
@@ -21,11 +29,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from PySide6.QtCore import QEvent, Qt, QTimer, Slot
+from PySide6.QtCore import QEvent, QRect, Qt, QTimer, Slot
 from PySide6.QtGui import QCloseEvent, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
-    QLabel,
     QMainWindow,
     QPushButton,
     QSizePolicy,
@@ -33,15 +40,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kiosk.ui import dialogs
+from kiosk.places import Places
+from kiosk.ui import dialogs, project_menu, reasons
 from kiosk.ui.class_panel import ClassPanel
 from kiosk.ui.controller import AppState, Controller, Snapshot, hint_for
 from kiosk.ui.lock import OperatorLock
+from kiosk.ui.places_view import PlaceRequest
 from kiosk.ui.prediction_view import PredictionView
-from kiosk.ui.project_menu import make_project_button
 from kiosk.ui.style import px, render_stylesheet, scale_for_size
+from kiosk.ui.touch import DisabledTapExplainer, ElidedLabel
 from kiosk.ui.training_panel import TrainingPanel
 from kiosk.ui.video_view import VideoView
+from kiosk.vision.sources import DemoSource
 
 # How long a message stays in the status line before the next-step hint returns.
 MESSAGE_SECONDS = {"info": 5.0, "busy": 30.0, "ok": 15.0, "error": 15.0}
@@ -53,41 +63,50 @@ class MainWindow(QMainWindow):
     """The one window of the kiosk."""
 
     def __init__(
-        self, controller: Controller, *, kiosk: bool = False, lock: OperatorLock | None = None
+        self,
+        controller: Controller,
+        *,
+        kiosk: bool = False,
+        lock: OperatorLock | None = None,
+        places: Places | None = None,
     ) -> None:
         """
         Args:
             controller: owns the state; the window only shows it and forwards intent.
             kiosk: frameless full screen; Esc and window-manager closes do not quit,
-                only Ctrl+Q does.
-            lock: the operator lock guarding deletes, settings, Save as and quit
-                (default: an open lock that never asks).
+                only Quit (Menu, or Ctrl+Q) does.
+            lock: the operator lock (default: an open lock that never asks).
+            places: the models folder, projects folder and USB drives that Save
+                and the project rows may use (default: the user data folder's).
         """
         super().__init__()
         self.controller = controller
         self.kiosk = kiosk
         self.lock = lock if lock is not None else OperatorLock(None)
         self.lock.setParent(self)
+        self.places = places if places is not None else Places()
         self._quitting = False
         self._scale = 0.0
         self._snapshot: Snapshot | None = None
         self._message_until = 0.0
         self._key_capture: Any = None
+        self._normal_geometry: QRect | None = None
         self.setWindowTitle("kiosk · teach the camera")
         self.setMinimumSize(760, 440)
+        # A tap on a disabled control says why (touch screens have no tooltips).
+        self.explainer = DisabledTapExplainer(self)
 
         central = QWidget()
         central.setObjectName("Central")
         self.setCentralWidget(central)
-        root = QVBoxLayout(central)
+        root = QHBoxLayout(central)
         self._root = root
 
-        # -- body: picture and plots on the left, classes on the right ------------
-        body = QHBoxLayout()
-        self._body = body
+        # -- left: picture, bars and plot, status line, action row ------------------
         left = QVBoxLayout()
         self._left = left
         self.video = VideoView(controller.grabber, controller.source_name)
+        self.video.setAccessibleName("Live picture")
         left.addWidget(self.video, 1)
         # A fixed share of the height (see _fit_panels), so a wrapping label or
         # the plot's own size hints never squeeze the picture.
@@ -97,50 +116,57 @@ class MainWindow(QMainWindow):
         lower.setContentsMargins(0, 0, 0, 0)
         self._lower = lower
         self.predictions = PredictionView()
+        self.predictions.setAccessibleName("Confidence per class")
         self.training = TrainingPanel()
         # Equal halves whatever the plot's own size hint says.
         for widget in (self.predictions, self.training):
             widget.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
             lower.addWidget(widget, 1)
         left.addWidget(self.lower)
-        body.addLayout(left, 1)
-        self.classes = ClassPanel(controller, lock=self.lock)
-        self.classes.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Expanding)
-        body.addWidget(self.classes)
-        root.addLayout(body, 1)
-
-        # -- status line and action row -------------------------------------------
-        self.status = QLabel()
+        self.status = ElidedLabel()
         self.status.setObjectName("StatusLine")
-        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        root.addWidget(self.status)
+        self.status.setAccessibleName("Status")
+        left.addWidget(self.status)
         actions = QHBoxLayout()
         self._actions = actions
-        self.undo_button = QPushButton("Undo")
-        self.undo_button.setToolTip("Remove the last sample (Ctrl+Z)")
-        self.settings_button = QPushButton("Settings")
-        self.settings_button.setToolTip("Advanced training settings")
-        self.train_button = QPushButton("Train")
-        self.train_button.setObjectName("TrainButton")
-        self.train_button.setToolTip("Train on the captured samples (Ctrl+T)")
-        self.cancel_button = QPushButton("Cancel training")
-        self.cancel_button.setObjectName("CancelButton")
-        self.cancel_button.setToolTip("Stop training (Esc)")
-        self.save_button = QPushButton("Save model")
-        self.save_button.setObjectName("SaveButton")
-        self.save_button.setToolTip("Write the .tflite model and labels.txt (Ctrl+S)")
-        self.project_button = make_project_button(self)
-        for button in (self.undo_button, self.settings_button, self.project_button):
+        self.undo_button = self._button("↶", "Undo", "UndoButton")
+        self.redo_button = self._button("↷", "Redo", "RedoButton")
+        self.menu_button = project_menu.make_menu_button(self)
+        self.train_button = self._button("Train", "Train", "TrainButton")
+        self.cancel_button = self._button("Cancel training", "Cancel training", "CancelButton")
+        self.save_button = self._button("Save model", "Save model", "SaveButton")
+        for button in (self.undo_button, self.redo_button, self.menu_button):
             actions.addWidget(button)
         actions.addStretch(1)
         for button in (self.train_button, self.cancel_button, self.save_button):
             actions.addWidget(button)
-        root.addLayout(actions)
+        left.addLayout(actions)
         self.cancel_button.hide()
+        root.addLayout(left, 1)
+
+        # -- right: the classes, the whole height ---------------------------------
+        self.classes = ClassPanel(controller, lock=self.lock, explainer=self.explainer)
+        self.classes.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Expanding)
+        root.addWidget(self.classes)
+
+        # -- the demo source's control -----------------------------------------------
+        self.demo = None
+        source = getattr(controller.grabber, "source", None)
+        if isinstance(source, DemoSource):
+            from kiosk.ui.demo_control import DemoControl
+
+            self.demo = DemoControl(source)
+            self.video.add_corner_widget(self.demo, "top-right")
+            self.demo.changed.connect(self.show_message)
 
         # -- wiring ----------------------------------------------------------------
-        self.undo_button.clicked.connect(controller.undo)
-        self.settings_button.clicked.connect(self.edit_settings)
+        for button in (self.undo_button, self.redo_button, self.menu_button):
+            self.explainer.watch(button)
+        for button in (self.train_button, self.save_button):
+            self.explainer.watch(button)
+        self.explainer.explain.connect(self._explain)
+        self.undo_button.clicked.connect(self.undo)
+        self.redo_button.clicked.connect(self.redo)
         self.train_button.clicked.connect(controller.train)
         self.cancel_button.clicked.connect(controller.cancel_training)
         self.save_button.clicked.connect(self.save)
@@ -166,11 +192,17 @@ class MainWindow(QMainWindow):
 
         self._shortcuts: list[QShortcut] = []
         self._shortcut("Ctrl+Q", self.quit)
-        self._shortcut("Ctrl+Z", controller.undo)
+        # No auto-repeat: holding Ctrl+Z must not wipe sample after sample.
+        self._shortcut("Ctrl+Z", self.undo, repeat=False)
+        self._shortcut("Ctrl+Shift+Z", self.redo, repeat=False)
         self._shortcut("Ctrl+T", controller.train)
         self._shortcut("Ctrl+S", self.save)
         self._shortcut("Esc", controller.cancel_training)
         self._shortcut("F11", self.toggle_fullscreen)
+        if self.demo is not None:
+            self._shortcut("P", self.demo.toggle_pause, repeat=False)
+            self._shortcut("N", self.demo.next_object, repeat=False)
+            self._shortcut("A", self.demo.cycle, repeat=False)
 
         if kiosk:
             self.setWindowFlag(Qt.WindowType.FramelessWindowHint, True)
@@ -180,12 +212,21 @@ class MainWindow(QMainWindow):
         if controller.source_error is not None:
             self.video.set_source_error(controller.source_error)
 
-    def _shortcut(self, keys: str, slot: Any) -> None:
+    def _button(self, text: str, name: str, object_name: str) -> QPushButton:
+        button = QPushButton(text)
+        button.setObjectName(object_name)
+        button.setAccessibleName(name)
+        # Keys stay with the window (number keys capture).
+        button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        return button
+
+    def _shortcut(self, keys: str, slot: Any, *, repeat: bool = True) -> None:
         shortcut = QShortcut(QKeySequence(keys), self)
         # Application context: a kiosk often runs with no window manager to give
         # the window focus back after a dialog. A modal dialog still blocks these
         # (Esc keeps closing the dialog).
         shortcut.setContext(Qt.ShortcutContext.ApplicationShortcut)
+        shortcut.setAutoRepeat(repeat)
         shortcut.activated.connect(slot)
         self._shortcuts.append(shortcut)
 
@@ -208,12 +249,23 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def toggle_fullscreen(self) -> None:
+        """F11 or Menu > Full screen (windowed mode only; kiosk mode stays full screen).
+
+        Works without a window manager too: the window covers the screen itself
+        and goes back to where it was.
+        """
         if self.kiosk:
-            return  # kiosk mode stays full screen
+            return
         if self.isFullScreen():
             self.showNormal()
+            if self._normal_geometry is not None:
+                self.setGeometry(self._normal_geometry)
         else:
+            self._normal_geometry = self.geometry()
+            self.setGeometry(self.screen().geometry())
             self.showFullScreen()
+        self.raise_()
+        self.activateWindow()
 
     # ------------------------------------------------------------------- sizing
     def resizeEvent(self, event: Any) -> None:
@@ -228,28 +280,37 @@ class MainWindow(QMainWindow):
         self.setStyleSheet(render_stylesheet(scale))
         margin = px(10, scale)
         self._root.setContentsMargins(margin, margin, margin, margin)
-        self._root.setSpacing(px(6, scale))
-        self._body.setSpacing(px(10, scale))
-        self._left.setSpacing(px(8, scale))
+        self._root.setSpacing(px(10, scale))
+        self._left.setSpacing(px(6, scale))
         self._lower.setSpacing(px(10, scale))
-        self._actions.setSpacing(px(10, scale))
+        self._actions.setSpacing(px(8, scale))
+        # Words where there is room; on a small panel the arrows alone (the
+        # accessible names still say Undo and Redo).
+        wide = scale > 1.0
+        self.undo_button.setText("↶  Undo" if wide else "↶")
+        self.redo_button.setText("↷  Redo" if wide else "↷")
+        self.save_button.setText("Save model" if wide else "Save")
+        for button in (self.undo_button, self.redo_button):
+            button.setMinimumWidth(px(56, scale) if not wide else px(100, scale))
+        self.menu_button.setMinimumWidth(px(80, scale))
         for button in (self.train_button, self.cancel_button, self.save_button):
-            button.setMinimumWidth(px(150, scale))
-        for button in (self.undo_button, self.settings_button, self.project_button):
-            button.setMinimumWidth(px(100, scale))
+            button.setMinimumWidth(px(104, scale) if not wide else px(150, scale))
         self.video.scale = scale
         self.predictions.scale = scale
         self.training.set_scale(scale)
         self.classes.set_scale(scale)
+        self.video.place_corner_widgets()
+        if self._snapshot is not None:
+            self.on_changed(self._snapshot)
         self._fit_panels()
 
     def _fit_panels(self) -> None:
         # Classes: about a third of the width, room for four thumbnails and a big
         # button. Bars and plot: about a third of the height, the rest is picture.
         scale = self._scale or 1.0
-        width = max(px(320, scale), min(px(420, scale), int(self.width() * 0.36)))
+        width = max(px(300, scale), min(px(420, scale), int(self.width() * 0.36)))
         self.classes.setFixedWidth(width)
-        self.lower.setFixedHeight(max(120, int(self.height() * 0.34)))
+        self.lower.setFixedHeight(max(120, int(self.height() * 0.32)))
 
     # ------------------------------------------------------------------- state
     @Slot(object)
@@ -259,11 +320,18 @@ class MainWindow(QMainWindow):
         self.train_button.setVisible(not training)
         self.cancel_button.setVisible(training)
         self.train_button.setEnabled(snapshot.can_train)
-        self.train_button.setText("Train again" if snapshot.head_stale else "Train")
+        again = "Train again" if self._scale > 1.0 else "Retrain"
+        self.train_button.setText(again if snapshot.head_stale else "Train")
+        self.train_button.setAccessibleName("Train again" if snapshot.head_stale else "Train")
         self.save_button.setEnabled(snapshot.can_save)
         self.undo_button.setEnabled(snapshot.can_undo)
-        self.settings_button.setEnabled(not snapshot.busy)
-        self.project_button.setEnabled(not snapshot.busy)
+        self.redo_button.setEnabled(snapshot.can_redo)
+        self.menu_button.setEnabled(not snapshot.busy)
+        self.explainer.set_reason(self.train_button, reasons.train_reason(snapshot))
+        self.explainer.set_reason(self.save_button, reasons.save_reason(snapshot))
+        self.explainer.set_reason(self.undo_button, reasons.undo_reason(snapshot))
+        self.explainer.set_reason(self.redo_button, reasons.redo_reason(snapshot))
+        self.explainer.set_reason(self.menu_button, reasons.busy_reason(snapshot))
         self.video.set_stale(snapshot.head_stale)
         capturing = snapshot.capturing_class
         if capturing is not None and capturing < len(snapshot.class_names):
@@ -310,6 +378,10 @@ class MainWindow(QMainWindow):
             danger=True,
         )
 
+    @Slot(str)
+    def _explain(self, text: str) -> None:
+        self.show_message(text, "info")
+
     @Slot(str, str)
     def show_message(self, text: str, level: str = "info") -> None:
         self._message_until = time.monotonic() + MESSAGE_SECONDS.get(level, 5.0)
@@ -317,12 +389,12 @@ class MainWindow(QMainWindow):
 
     def _set_status(self, text: str, level: str) -> None:
         self.status.setText(text)
-        self.status.setToolTip(text)
         if self.status.property("level") != level:
             self.status.setProperty("level", level)
             # Re-polish so the [level=...] stylesheet rule applies.
             self.status.style().unpolish(self.status)
             self.status.style().polish(self.status)
+        self.status.update()
 
     @Slot()
     def _refresh_hint(self) -> None:
@@ -332,11 +404,34 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ intent
     @Slot()
-    def save(self) -> None:
-        """Save to ``--output``, or ask where when none was given.
+    def undo(self) -> None:
+        """Undo: free for the visitor's own work since the last Train or Save, else the PIN."""
+        if not self.controller.can_undo:
+            self.controller.undo()  # says why not
+            return
+        if not self.controller.undo_is_recent() and not self.lock.request(
+            self, "undo earlier work"
+        ):
+            return
+        self.controller.undo()
 
-        Visitors may save to the configured output; choosing a location is the
-        operator's (the lock asks for the PIN in kiosk mode).
+    @Slot()
+    def redo(self) -> None:
+        """Redo, guarded like Undo."""
+        if (
+            self.controller.can_redo
+            and not self.controller.redo_is_recent()
+            and not self.lock.request(self, "redo earlier work")
+        ):
+            return
+        self.controller.redo()
+
+    @Slot()
+    def save(self) -> None:
+        """Save to ``--output``, else to a name in the models folder (or elsewhere).
+
+        Visitors save a new model to the models folder without the PIN; replacing
+        a saved model or saving anywhere else (a USB drive) is the operator's.
         """
         if self._snapshot is None or not self._snapshot.can_save:
             self.controller.save()  # says why not
@@ -344,11 +439,42 @@ class MainWindow(QMainWindow):
         if self.controller.output is not None:
             self.controller.save()
             return
-        if not self.lock.request(self, "choose where to save"):
+        places = self.places
+        request = PlaceRequest(
+            "Save model",
+            "models",
+            (places.models,),
+            "Save",
+            name_prefix="model",
+            replace_kinds=("model",),
+        )
+        choice = dialogs.ask_place(self, places, request, allow_browse=not self.kiosk)
+        if choice is None:
             return
-        path = dialogs.ask_save_path(self, self.controller.default_save_target())
-        if path is not None:
-            self.controller.save(path)
+        if choice.replace and not self.lock.request(self, "replace a saved model"):
+            return
+        if choice.place.kind != "models" and not self.lock.request(
+            self, "save outside the models folder"
+        ):
+            return
+        target = choice.path
+        if not target.is_dir() and target.suffix.lower() == ".tflite":
+            target = target.with_suffix("")  # a folder for the model and its labels.txt
+        self.controller.save(target)
+
+    @Slot()
+    def show_menu(self) -> None:
+        """The Menu button: pick a row, then do it."""
+        if self._snapshot is not None and self._snapshot.busy:
+            self.show_message(reasons.busy_reason(self._snapshot), "error")
+            return
+        choice = project_menu.ask_menu_action(self, kiosk=self.kiosk)
+        if choice is None:
+            return
+        if hasattr(self.project, choice):
+            getattr(self.project, choice)()
+        else:
+            getattr(self, choice)()
 
     @Slot()
     def edit_settings(self) -> None:
@@ -363,7 +489,7 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def quit(self, force: bool = False) -> None:
-        """Ctrl+Q: the one way out of kiosk mode (with the operator PIN, when one is set).
+        """Menu > Quit or Ctrl+Q: the way out of kiosk mode (the operator PIN, when set).
 
         ``force`` skips the PIN: for SIGTERM from systemd and Ctrl+C in a terminal,
         whose senders already have the device's account.
@@ -380,6 +506,9 @@ class MainWindow(QMainWindow):
         combination = event.keyCombination()
         for shortcut in self._shortcuts:
             if shortcut.key().count() and shortcut.key()[0] == combination:
+                if event.isAutoRepeat() and not shortcut.autoRepeat():
+                    event.accept()
+                    return
                 shortcut.activated.emit()
                 event.accept()
                 return
@@ -416,7 +545,7 @@ class MainWindow(QMainWindow):
         if self.kiosk and not self._quitting:
             # A stray Alt+F4 or window-manager close must not end a kiosk.
             event.ignore()
-            self.show_message("This is a kiosk: press Ctrl+Q to quit", "info")
+            self.show_message("This is a kiosk: Menu > Quit (or Ctrl+Q) quits", "info")
             return
         self.controller.shutdown()
         event.accept()

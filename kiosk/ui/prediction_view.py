@@ -2,6 +2,11 @@
 
 One painted widget rather than a label and a progress bar per class: a frame's
 update is a single repaint with no layout work, whatever the class count.
+
+Names are drawn whole: the font shrinks (to ``MIN_FONT``) until the longest
+name of 16 characters or fewer fits beside "100%". When the rows would get too
+thin to read (many classes on a small panel), only the most likely classes are
+drawn and a last line says how many more there are.
 """
 
 from __future__ import annotations
@@ -9,13 +14,18 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QRectF, QSize, Qt, Slot
-from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPaintEvent
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from kiosk.ui.style import class_color
 
 NOT_SURE_COLOR = "#ffb74d"
 INSTANT_COLOR = "#8a93a0"
+# Rows thinner than this are not drawn (the top classes are, with "+N more").
+MIN_ROW = 18
+MIN_FONT = 11
+# Names up to this long are never elided in the bars.
+WHOLE_NAME = 16
 
 
 def caption_for(prediction: Any) -> tuple[str, str] | None:
@@ -50,6 +60,7 @@ class PredictionView(QWidget):
         self._caption: tuple[str, str] | None = None
         self._shown: tuple = ()
         self.scale = 1.0
+        self.drawn_labels: list[str] = []  # the names as last drawn (tests read them)
 
     def sizeHint(self) -> QSize:
         return QSize(320, 200)
@@ -118,7 +129,6 @@ class PredictionView(QWidget):
             )
             painter.end()
             return
-        count = len(self._probabilities)
         gap = 6 * self.scale
         header = 0.0
         if self._caption is not None:
@@ -138,17 +148,29 @@ class PredictionView(QWidget):
             )
             header += gap
         room = self.height() - header
-        row = min(48 * self.scale, max(14.0, (room - gap * (count - 1)) / count))
-        font = QFont(self.font())
-        font.setPixelSize(max(11, round(min(row * 0.5, 20 * self.scale))))
-        top = header + max(0.0, (room - count * row - (count - 1) * gap) / 2)
+        order = list(range(len(self._probabilities)))
+        count = len(order)
+        hidden = 0
+        fits = int((room + gap) // (MIN_ROW + gap))
+        if count > fits:
+            # Too many to read: the likeliest classes, in their usual order, and a count.
+            fits = max(1, fits - 1)
+            keep = sorted(order, key=lambda i: -self._probabilities[i])[:fits]
+            order = sorted(keep)
+            hidden = count - len(order)
+            count = len(order) + 1
+        row = min(48 * self.scale, max(float(MIN_ROW), (room - gap * (count - 1)) / count))
         pad = 10 * self.scale
-        for i, probability in enumerate(self._probabilities):
+        font = self._bar_font(row, pad)
+        top = header + max(0.0, (room - count * row - (count - 1) * gap) / 2)
+        self.drawn_labels = []
+        for slot, i in enumerate(order):
+            probability = self._probabilities[i]
             color = class_color(self._colors[i] if i < len(self._colors) else i)
             is_top = i == self._top
             name = self._names[i] if i < len(self._names) else f"Class {i + 1}"
             # The bar is the whole row: name on its left, percentage on its right.
-            track = QRectF(0, top + i * (row + gap), self.width(), row)
+            track = QRectF(0, top + slot * (row + gap), self.width(), row)
             radius = min(12 * self.scale, track.height() / 2.5)
             outline = QPainterPath()
             outline.addRoundedRect(track, radius, radius)
@@ -166,8 +188,9 @@ class PredictionView(QWidget):
             metrics = painter.fontMetrics()
             percent = f"{100 * probability:.0f}%"
             text_box = track.adjusted(pad, 0, -pad, 0)
-            room = text_box.width() - metrics.horizontalAdvance("100%") - pad
-            label = metrics.elidedText(name, Qt.TextElideMode.ElideRight, max(0, int(room)))
+            space = text_box.width() - metrics.horizontalAdvance("100%") - pad
+            label = metrics.elidedText(name, Qt.TextElideMode.ElideRight, max(0, int(space)))
+            self.drawn_labels.append(label)
             # Dark text where the bar is filled, light text on the empty track:
             # readable whatever the class colour and the confidence.
             for clip, pen in (
@@ -181,4 +204,30 @@ class PredictionView(QWidget):
                 painter.drawText(text_box, align | Qt.AlignmentFlag.AlignLeft, label)
                 painter.drawText(text_box, align | Qt.AlignmentFlag.AlignRight, percent)
                 painter.restore()
+        if hidden:
+            font.setBold(False)
+            painter.setFont(font)
+            painter.setPen(QColor(INSTANT_COLOR))
+            box = QRectF(pad, top + len(order) * (row + gap), self.width() - 2 * pad, row)
+            painter.drawText(
+                box,
+                Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+                f"+{hidden} more classes",
+            )
         painter.end()
+
+    def _bar_font(self, row: float, pad: float) -> QFont:
+        """The bars' font: as big as the row allows, small enough for whole names."""
+        font = QFont(self.font())
+        font.setBold(True)  # the top bar is bold: size for it
+        size = max(MIN_FONT, round(min(row * 0.5, 20 * self.scale)))
+        longest = max((n for n in self._names if len(n) <= WHOLE_NAME), key=len, default="")
+        while size > MIN_FONT:
+            font.setPixelSize(size)
+            metrics = QFontMetrics(font)
+            space = self.width() - 3 * pad - metrics.horizontalAdvance("100%")
+            if metrics.horizontalAdvance(longest) <= space:
+                break
+            size -= 1
+        font.setPixelSize(size)
+        return font

@@ -1,10 +1,13 @@
-"""The Project button: save and open projects, import and export images.
+"""The Menu button: projects, images, settings, full screen and quitting, by touch.
 
-One button in the action row opens a touch-sized panel (``ProjectPanel``) of
-four big rows, no hover needed. Every operation runs off the GUI thread through
-``Controller.run_task`` (a busy status line meanwhile); folders are chosen with
-``dialogs.ask_folder``. Open and Import replace or change the classes, so in
-kiosk mode they need the operator PIN (the window's ``OperatorLock``).
+One button in the action row opens a touch-sized panel (``MenuPanel``) of big
+rows, no hover needed: Save project…, Open project…, Import images…, Export
+samples…, Settings…, Full screen (windowed mode) and Quit. Project operations
+run off the GUI thread through ``Controller.run_task`` (a busy status line
+meanwhile); their folders are chosen in the places browser
+(``dialogs.ask_place``): the projects folder and USB drives, never the rest of
+the file system. In kiosk mode all four need the operator PIN (the window's
+``OperatorLock``): they replace, add or copy out the visitors' data.
 """
 
 from __future__ import annotations
@@ -12,61 +15,78 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Slot
-from PySide6.QtWidgets import QDialog, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialog, QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from kiosk.ui import dialogs
+from kiosk.ui.places_view import PlaceChoice, PlaceRequest
 
 # Rows of the panel: comfortably above the 48 px touch-target minimum.
 ROW_PX = 56
 
-# (attribute, label, method of ProjectActions)
-ACTIONS: tuple[tuple[str, str, str], ...] = (
+# (attribute, label, method): the left column works on projects and images...
+PROJECT_ROWS: tuple[tuple[str, str, str], ...] = (
     ("save_button", "Save project…", "save_project"),
     ("open_button", "Open project…", "open_project"),
     ("import_button", "Import images…", "import_images"),
     ("export_button", "Export samples…", "export_samples"),
 )
+# ...the right column on the kiosk itself (methods of the window).
+KIOSK_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("settings_button", "Settings…", "edit_settings"),
+    ("fullscreen_button", "Full screen", "toggle_fullscreen"),
+    ("quit_button", "Quit", "quit"),
+)
 
 
-class ProjectPanel(QDialog):
-    """The menu: four finger-sized rows and Cancel; ``choice`` is the method picked."""
+class MenuPanel(QDialog):
+    """The menu: finger-sized rows in two columns and Cancel; ``choice`` is the method picked."""
 
-    def __init__(self, parent: QWidget | None) -> None:
+    def __init__(self, parent: QWidget | None, *, kiosk: bool = False) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Project")
+        self.setWindowTitle("Menu")
         self.setModal(True)
         self.choice: str | None = None
         # The window's stylesheet sizes buttons for the action row; rows here are taller.
         self.setStyleSheet(f"QPushButton {{ min-height: {ROW_PX}px; text-align: left; }}")
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(20, 16, 20, 16)
+        layout.setContentsMargins(20, 14, 20, 14)
         layout.setSpacing(10)
-        heading = QLabel("Project")
+        heading = QLabel("Menu")
         heading.setObjectName("DialogMessage")
         layout.addWidget(heading)
+        grid = QGridLayout()
+        grid.setSpacing(10)
         self.rows: list[QPushButton] = []
-        for attribute, label, method in ACTIONS:
-            button = QPushButton(label)
-            button.setMinimumHeight(ROW_PX)
-            button.setMinimumWidth(320)
-            button.clicked.connect(lambda _=False, m=method: self._pick(m))
-            setattr(self, attribute, button)
-            self.rows.append(button)
-            layout.addWidget(button)
+        for column, rows in enumerate((PROJECT_ROWS, KIOSK_ROWS)):
+            # Kiosk mode is always full screen: that row would do nothing there.
+            shown = [r for r in rows if not (kiosk and r[2] == "toggle_fullscreen")]
+            for row, (attribute, label, method) in enumerate(shown):
+                button = QPushButton(label)
+                button.setAccessibleName(label.rstrip("…"))
+                button.setMinimumHeight(ROW_PX)
+                button.setMinimumWidth(240)
+                button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+                button.clicked.connect(lambda _=False, m=method: self._pick(m))
+                setattr(self, attribute, button)
+                self.rows.append(button)
+                grid.addWidget(button, row, column)
         self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setAccessibleName("Cancel")
         self.cancel_button.setMinimumHeight(ROW_PX)
+        self.cancel_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.cancel_button.clicked.connect(self.reject)
-        layout.addWidget(self.cancel_button)
+        grid.addWidget(self.cancel_button, len(PROJECT_ROWS) - 1, 1)
+        layout.addLayout(grid)
 
     def _pick(self, method: str) -> None:
         self.choice = method
         self.accept()
 
 
-def ask_project_action(parent: QWidget | None) -> str | None:
-    """The ``ProjectActions`` method the operator picked, or None (tests replace this)."""
-    panel = ProjectPanel(parent)
+def ask_menu_action(parent: QWidget | None, *, kiosk: bool = False) -> str | None:
+    """The method the operator picked in the menu, or None (tests replace this)."""
+    panel = MenuPanel(parent, kiosk=kiosk)
     dialogs.run_modal(panel)
     choice = panel.choice
     panel.deleteLater()
@@ -74,12 +94,11 @@ def ask_project_action(parent: QWidget | None) -> str | None:
 
 
 class ProjectActions:
-    """What the Project panel's rows do, for one window and its controller."""
+    """What the Menu's project rows do, for one window and its controller."""
 
     def __init__(self, window: Any) -> None:
         self.window = window
         self.controller = window.controller
-        self.last_folder: Path | None = None
 
     # ---------------------------------------------------------------- helpers
     @property
@@ -96,36 +115,36 @@ class ProjectActions:
             return False
         return True
 
-    def _folder(self, title: str, *, existing: bool) -> Path | None:
-        start = self.last_folder or Path.home()
-        folder = dialogs.ask_folder(self.window, title, start, existing=existing)
-        if folder is not None:
-            self.last_folder = Path(folder)
-        return folder
+    def _choose(self, request: PlaceRequest) -> PlaceChoice | None:
+        # Browse… (the system's chooser, anywhere) only outside kiosk mode.
+        return dialogs.ask_place(
+            self.window, self.window.places, request, allow_browse=not self.window.kiosk
+        )
 
     def _guard(self, action: str) -> bool:
         return bool(self.window.lock.request(self.window, action))
 
-    # ---------------------------------------------------------------- the menu
-    @Slot()
-    def show_menu(self) -> None:
-        """The Project button: pick a row, then run it."""
-        if not self._ready():
-            return
-        choice = ask_project_action(self.window)
-        if choice is not None:
-            getattr(self, choice)()
-
     # ---------------------------------------------------------------- actions
     def save_project(self, folder: Path | None = None) -> bool:
-        """Save classes, samples, head and settings to a folder (off the GUI thread)."""
+        """Save classes, samples, head and settings to a folder (operator only, off the GUI)."""
         from kiosk.persist import save_project
 
-        if not self._ready():
+        if not self._ready() or not self._guard("save the project"):
             return False
-        folder = folder or self._folder("Save the project in a folder", existing=False)
         if folder is None:
-            return False
+            choice = self._choose(
+                PlaceRequest(
+                    "Save project",
+                    "projects",
+                    (self.window.places.projects,),
+                    "Save",
+                    name_prefix="project",
+                    replace_kinds=("project",),
+                )
+            )
+            if choice is None:
+                return False
+            folder = choice.path
         session = self.session
 
         def done(manifest: Path) -> None:
@@ -144,9 +163,19 @@ class ProjectActions:
         """Replace the classes and samples with a saved project's (operator only)."""
         if not self._ready() or not self._guard("open a project"):
             return False
-        folder = folder or self._folder("Open a project folder", existing=True)
         if folder is None:
-            return False
+            choice = self._choose(
+                PlaceRequest(
+                    "Open project",
+                    "projects",
+                    (self.window.places.projects,),
+                    "Open",
+                    pick_kinds=("project",),
+                )
+            )
+            if choice is None:
+                return False
+            folder = choice.path
         return self._open(Path(folder), reembed=False)
 
     def _open(self, folder: Path, *, reembed: bool) -> bool:
@@ -211,11 +240,20 @@ class ProjectActions:
 
         if not self._ready() or not self._guard("import images"):
             return False
-        folder = folder or self._folder(
-            "Import a folder with one sub-folder per class", existing=True
-        )
         if folder is None:
-            return False
+            choice = self._choose(
+                PlaceRequest(
+                    "Import images: a folder with one folder of images per class",
+                    "folders",
+                    (self.window.places.projects,),
+                    "Import",
+                    pick_kinds=("folder",),
+                    drives="first",
+                )
+            )
+            if choice is None:
+                return False
+            folder = choice.path
         session = self.session
 
         def done(report: Any) -> None:
@@ -228,14 +266,25 @@ class ProjectActions:
         )
 
     def export_samples(self, folder: Path | None = None) -> bool:
-        """Write every stored sample image as ``folder/<class>/<n>.jpg``."""
+        """Write every stored sample image as ``folder/<class>/<n>.jpg`` (operator only)."""
         from kiosk.persist import export_samples
 
-        if not self._ready():
+        if not self._ready() or not self._guard("export the samples"):
             return False
-        folder = folder or self._folder("Export the samples to a folder", existing=False)
         if folder is None:
-            return False
+            choice = self._choose(
+                PlaceRequest(
+                    "Export samples",
+                    "folders",
+                    (self.window.places.projects,),
+                    "Export",
+                    name_prefix="samples",
+                    drives="first",
+                )
+            )
+            if choice is None:
+                return False
+            folder = choice.path
         session = self.session
 
         def done(count: int) -> None:
@@ -246,12 +295,12 @@ class ProjectActions:
         )
 
 
-def make_project_button(window: Any) -> QPushButton:
-    """The action row's Project button, wired to a ``ProjectActions`` kept on the window."""
+def make_menu_button(window: Any) -> QPushButton:
+    """The action row's Menu button; ``window.project`` gets the ``ProjectActions``."""
     window.project = ProjectActions(window)
-    button = QPushButton("Project")
-    button.setObjectName("ProjectButton")
-    button.setToolTip("Save or open a project, import or export images")
+    button = QPushButton("Menu")
+    button.setObjectName("MenuButton")
+    button.setAccessibleName("Menu")
     button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-    button.clicked.connect(window.project.show_menu)
+    button.clicked.connect(window.show_menu)
     return button

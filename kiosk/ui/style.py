@@ -39,13 +39,16 @@ _SIZES = {
     "FONT_L": 19,
     "FONT_XL": 24,
     "TOUCH": TOUCH,
+    # A bordered button's content height: with its 2 px border it is TOUCH high.
+    "TOUCH_IN": TOUCH - 4,
     "TOUCH_L": 56,
     "CAPTURE": 60,
     "PAD": 14,
     "PAD_L": 22,
     "RADIUS": 10,
     "RADIUS_L": 14,
-    "SCROLL": 22,
+    # Lists scroll by flicking: the bar only shows where you are.
+    "SCROLL": 8,
 }
 
 

@@ -13,9 +13,11 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
+    QFrame,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QStackedWidget,
     QVBoxLayout,
@@ -23,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from kiosk.ui.evaluation_view import EvaluationView
+from kiosk.ui.touch import enable_flick
 from kiosk.ui.workers import TrainingCurve
 
 LOSS_COLOR = "#eef1f5"
@@ -140,12 +143,21 @@ class TrainingPanel(QWidget):
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.placeholder.setWordWrap(True)
         self.evaluation = EvaluationView()
+        # Many classes make the evaluation taller than the panel: it scrolls by flicking.
+        self.evaluation_area = QScrollArea()
+        self.evaluation_area.setWidgetResizable(True)
+        self.evaluation_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.evaluation_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.evaluation_area.setWidget(self.evaluation)
+        enable_flick(self.evaluation_area)
+        self.plot.setAccessibleName("Training curve")
         self.stack = QStackedWidget()
         self.stack.addWidget(self.placeholder)
         self.stack.addWidget(self.plot)
-        self.stack.addWidget(self.evaluation)
+        self.stack.addWidget(self.evaluation_area)
         self.view_toggle = QPushButton("Per class")
         self.view_toggle.setObjectName("ViewToggle")
+        self.view_toggle.setAccessibleName("Per class")
         self.view_toggle.setToolTip("Switch between the training curve and per-class accuracy")
         self.view_toggle.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.view_toggle.clicked.connect(self.toggle_view)
@@ -163,6 +175,7 @@ class TrainingPanel(QWidget):
     def set_scale(self, scale: float) -> None:
         self.plot.set_scale(scale)
         self.evaluation.scale = scale
+        self.evaluation.updateGeometry()
 
     @Slot()
     def on_started(self, num_iter: int = 1) -> None:
@@ -180,14 +193,18 @@ class TrainingPanel(QWidget):
             self.view_toggle.hide()
             return
         self.view_toggle.show()
-        self.stack.setCurrentWidget(self.evaluation)
-        self.view_toggle.setText("Curve")
+        self.stack.setCurrentWidget(self.evaluation_area)
+        self._set_toggle("Curve")
 
     @Slot()
     def toggle_view(self) -> None:
         showing_curve = self.stack.currentWidget() is self.plot
-        self.stack.setCurrentWidget(self.evaluation if showing_curve else self.plot)
-        self.view_toggle.setText("Curve" if showing_curve else "Per class")
+        self.stack.setCurrentWidget(self.evaluation_area if showing_curve else self.plot)
+        self._set_toggle("Curve" if showing_curve else "Per class")
+
+    def _set_toggle(self, text: str) -> None:
+        self.view_toggle.setText(text)
+        self.view_toggle.setAccessibleName(text)
 
     @Slot(object)
     def on_progress(self, curve: TrainingCurve) -> None:

@@ -8,6 +8,12 @@ with every captured sample (``kiosk.coaching.novelty``, computed by the vision
 worker from the frame's embedding): empty = already captured, full = new.
 When the source fails, a message with the source's name and a Retry button
 covers the picture.
+
+Overlays never cover each other (``overlay_rects``): the prediction banner
+spans the top of the view, with its font shrunk until a name of 16 characters
+fits whole; small widgets (the demo control, the CPU badge) sit under it in
+the top corners; the "Recording" pill and the novelty meter share the bottom
+edge, the pill moving up above the meter when the view is too narrow for both.
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ import time
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QRect, QRectF, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, QPoint, QRect, QRectF, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import (
     QColor,
     QFont,
+    QFontMetrics,
     QHideEvent,
     QImage,
     QPainter,
@@ -41,6 +48,10 @@ FLASH_S = 0.18
 # object or the empty table 0.24-0.35 (MobileNet v1 embeddings).
 NOVELTY_FULL = 0.3
 NOVELTY_COLOR = QColor("#4fc3f7")
+# Gap between an overlay and the view's edge or another overlay.
+GAP = 8
+# The banner's text shrinks to fit down to this size, and only then elides.
+MIN_BANNER_FONT = 12
 
 
 def to_qimage(frame: np.ndarray) -> QImage:
@@ -78,6 +89,7 @@ class SourceOverlay(QWidget):
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.button = QPushButton("Retry")
         self.button.setObjectName("RetryButton")
+        self.button.setAccessibleName("Retry the camera")
         self.button.setMinimumWidth(160)
         self.button.clicked.connect(self.retry)
         layout.addWidget(self.title)
@@ -122,6 +134,9 @@ class VideoView(QWidget):
         self.novelty: float | None = None
         self.frames_shown = 0
         self.scale = 1.0
+        self.banner_text = ""  # the banner's label as last drawn (tests read it)
+        self._fonts: dict[tuple[int, bool, str], tuple[QFont, QFontMetrics]] = {}
+        self._corners: dict[str, QWidget] = {}
 
         self.overlay = SourceOverlay(self)
         self.overlay.hide()
@@ -203,6 +218,90 @@ class VideoView(QWidget):
     def resizeEvent(self, event: Any) -> None:
         super().resizeEvent(event)
         self._place_overlay()
+        self.place_corner_widgets()
+
+    # ---------------------------------------------------------------- overlays
+    def add_corner_widget(self, widget: QWidget, corner: str) -> None:
+        """Keep ``widget`` (a child of this view) in the "top-left" or "top-right" corner."""
+        if widget.parentWidget() is not self:
+            widget.setParent(self)
+        self._corners[corner] = widget
+        widget.installEventFilter(self)  # a new text changes its size: place it again
+        widget.show()
+        widget.raise_()
+        self.place_corner_widgets()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Resize and watched in self._corners.values():
+            QTimer.singleShot(0, self.place_corner_widgets)
+        return False
+
+    def place_corner_widgets(self) -> None:
+        """Put the corner widgets under the banner band, each at most half the width."""
+        top = self.banner_height() + GAP
+        for corner, widget in self._corners.items():
+            widget.setMaximumWidth(max(0, self.width() // 2 - 2 * GAP))
+            widget.adjustSize()
+            x = GAP if corner == "top-left" else self.width() - widget.width() - GAP
+            widget.move(QPoint(x, top))
+            widget.raise_()
+
+    def banner_height(self) -> int:
+        """The band along the top that the prediction banner takes (reserved when absent)."""
+        return max(48, round(min(self.height() * 0.16, 72 * self.scale)))
+
+    def _pill_font(self) -> QFont:
+        return self._font(18 * self.scale)
+
+    def _novelty_font(self) -> QFont:
+        return self._font(14 * self.scale)
+
+    def _novelty_size(self) -> tuple[float, float]:
+        metrics = self._metrics(14 * self.scale)
+        text_w = max(metrics.horizontalAdvance("New view"), metrics.horizontalAdvance("Seen"))
+        bar_w = round(70 * self.scale)
+        return 12 + text_w + 10 + bar_w + 12, metrics.height() + 12
+
+    def _pill_layout(self) -> tuple[QRectF, str] | None:
+        """Where the "Recording" pill goes and its (possibly elided) text."""
+        if self._capture_label is None or self._error is not None:
+            return None
+        metrics = self._metrics(18 * self.scale)
+        height = metrics.height() + 16
+        bottom = self.height() - GAP
+        room = self.width() - 2 * GAP
+        if self.novelty is not None:
+            novelty_w, novelty_h = self._novelty_size()
+            beside = self.width() - novelty_w - 3 * GAP
+            if beside >= min(room, 160 * self.scale):
+                room = beside
+            else:  # too narrow for both side by side: the pill goes above the meter
+                bottom -= novelty_h + GAP
+        text = metrics.elidedText(
+            f"●  Recording {self._capture_label}", Qt.TextElideMode.ElideRight, int(room - 32)
+        )
+        width = min(room, metrics.horizontalAdvance(text) + 32)
+        return QRectF(GAP, bottom - height, width, height), text
+
+    def overlay_rects(self) -> dict[str, QRectF]:
+        """Every overlay shown now, in view coordinates (none overlaps another)."""
+        rects: dict[str, QRectF] = {}
+        if self._error is not None or self._image is None:
+            return rects
+        if self._prediction is not None:
+            rects["banner"] = QRectF(0, 0, self.width(), self.banner_height())
+        pill = self._pill_layout()
+        if pill is not None:
+            rects["recording"] = pill[0]
+        if self.novelty is not None:
+            width, height = self._novelty_size()
+            rects["novelty"] = QRectF(
+                self.width() - width - GAP, self.height() - height - GAP, width, height
+            )
+        for corner, widget in self._corners.items():
+            if widget.isVisible():
+                rects[corner] = QRectF(widget.geometry())
+        return rects
 
     def _place_overlay(self) -> None:
         width = max(200, min(self.width() - 16, max(360, int(self.width() * 0.7))))
@@ -247,23 +346,34 @@ class VideoView(QWidget):
             painter.setPen(pen)
             painter.drawRect(target.adjusted(3, 3, -4, -4))
         if self._error is None:
-            self._draw_prediction(painter, target)
-            self._draw_capture_badge(painter, target)
-            self._draw_novelty(painter, target)
+            self._draw_prediction(painter)
+            self._draw_capture_badge(painter)
+            self._draw_novelty(painter)
         painter.end()
 
     def _font(self, px: float, bold: bool = True) -> QFont:
-        font = QFont(self.font())
-        font.setPixelSize(max(10, round(px)))
-        font.setBold(bold)
-        return font
+        return self._font_and_metrics(px, bold)[0]
+
+    def _metrics(self, px: float, bold: bool = True) -> QFontMetrics:
+        return self._font_and_metrics(px, bold)[1]
+
+    def _font_and_metrics(self, px: float, bold: bool) -> tuple[QFont, QFontMetrics]:
+        # Painted 30-60 times a second: fonts and their metrics are made once.
+        key = (max(10, round(px)), bold, self.font().key())
+        cached = self._fonts.get(key)
+        if cached is None:
+            font = QFont(self.font())
+            font.setPixelSize(key[0])
+            font.setBold(bold)
+            cached = self._fonts[key] = (font, QFontMetrics(font))
+        return cached
 
     def _draw_center_text(self, painter: QPainter, text: str) -> None:
         painter.setPen(QColor("#8a93a0"))
         painter.setFont(self._font(22 * self.scale, bold=False))
         painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, text)
 
-    def _draw_prediction(self, painter: QPainter, target: QRect) -> None:
+    def _draw_prediction(self, painter: QPainter) -> None:
         prediction = self._prediction
         if prediction is None:
             return
@@ -278,9 +388,10 @@ class VideoView(QWidget):
             name, color = "Not sure", QColor("#ffb74d")
         elif getattr(prediction, "source", "trained") == "imprinted":
             name = f"{name}?"  # an instant guess before training
-        # A banner along the top of the picture: big name, confidence beside it.
-        height = max(48, round(min(target.height() * 0.16, 72 * self.scale)))
-        band = QRectF(target.left(), target.top(), target.width(), height)
+        # A banner across the top of the view (wider than a letterboxed picture):
+        # big name, confidence beside it.
+        height = self.banner_height()
+        band = QRectF(0, 0, self.width(), height)
         painter.fillRect(band, QColor(11, 13, 16, 200))
         # A confidence meter along the banner's bottom edge in the class colour.
         meter = QRectF(band.left(), band.bottom() - 6, band.width() * confidence, 6)
@@ -289,12 +400,20 @@ class VideoView(QWidget):
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(color)
         painter.drawEllipse(swatch)
-        painter.setFont(self._font(height * 0.5))
         text_rect = band.adjusted(swatch.right() - band.left() + 12, 0, -14, -6)
         percent = f"{100 * confidence:.0f}%" if sure else ""
-        room = text_rect.width() - painter.fontMetrics().horizontalAdvance(percent) - 16
         label = name if not self._stale else f"{name} (retrain)"
-        label = painter.fontMetrics().elidedText(label, Qt.TextElideMode.ElideRight, int(room))
+        # Shrink the font until the whole name fits; elide only below the smallest size.
+        size = max(MIN_BANNER_FONT, round(height * 0.5))
+        while True:
+            font, metrics = self._font_and_metrics(size, True)
+            room = text_rect.width() - metrics.horizontalAdvance(percent) - 16
+            if metrics.horizontalAdvance(label) <= room or size <= MIN_BANNER_FONT:
+                break
+            size -= 1
+        painter.setFont(font)
+        label = metrics.elidedText(label, Qt.TextElideMode.ElideRight, int(room))
+        self.banner_text = label
         painter.setPen(QColor("#ffffff"))
         painter.drawText(
             text_rect, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, label
@@ -304,36 +423,36 @@ class VideoView(QWidget):
             text_rect, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, percent
         )
 
-    def _draw_capture_badge(self, painter: QPainter, target: QRect) -> None:
-        if self._capture_label is None:
+    def _draw_capture_badge(self, painter: QPainter) -> None:
+        pill = self._pill_layout()
+        if pill is None:
             return
-        font = self._font(18 * self.scale)
-        painter.setFont(font)
-        text = f"●  Recording {self._capture_label}"
-        width = painter.fontMetrics().horizontalAdvance(text) + 32
-        height = painter.fontMetrics().height() + 16
-        box = QRectF(target.left() + 12, target.bottom() - height - 12, width, height)
+        box, text = pill
+        painter.setFont(self._pill_font())
         path = QPainterPath()
-        path.addRoundedRect(box, height / 2, height / 2)
+        path.addRoundedRect(box, box.height() / 2, box.height() / 2)
         painter.fillPath(path, QColor(179, 55, 47, 230))
         painter.setPen(QColor("#ffffff"))
         painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
 
-    def _draw_novelty(self, painter: QPainter, target: QRect) -> None:
+    def _draw_novelty(self, painter: QPainter) -> None:
         """A pill in the bottom-right corner: "New" and a bar filled by the novelty."""
         if self.novelty is None:
             return
-        painter.setFont(self._font(14 * self.scale))
-        metrics = painter.fontMetrics()
+        width, height = self._novelty_size()
+        box = QRectF(self.width() - width - GAP, self.height() - height - GAP, width, height)
+        painter.setFont(self._novelty_font())
+        metrics = self._metrics(14 * self.scale)
         label = "New view" if self.novelty >= 0.5 else "Seen"
         text_w = max(metrics.horizontalAdvance("New view"), metrics.horizontalAdvance("Seen"))
-        height = metrics.height() + 12
         bar_w = round(70 * self.scale)
-        width = 12 + text_w + 10 + bar_w + 12
-        box = QRectF(target.right() - width - 12, target.bottom() - height - 12, width, height)
         path = QPainterPath()
         path.addRoundedRect(box, height / 2, height / 2)
-        painter.fillPath(path, QColor(11, 13, 16, 190))
+        # Opaque enough to read over the picture and the black bars beside it alike.
+        painter.fillPath(path, QColor(20, 23, 28, 225))
+        painter.setPen(QPen(QColor("#3a414c"), 1))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawPath(path)
         painter.setPen(QColor("#ffffff"))
         painter.drawText(
             QRectF(box.left() + 12, box.top(), text_w, height),

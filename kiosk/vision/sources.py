@@ -392,8 +392,10 @@ class DemoSource(FrameSource):
 
     By default the scene cycles through "nothing" and each object, a few seconds
     each, so an operator can teach classes with no camera. ``show()`` pins one
-    object (or the empty table); ``auto_cycle()`` goes back to cycling. Both may
-    be called from any thread while another reads.
+    object (or the empty table); ``auto_cycle()`` goes back to cycling;
+    ``pause()`` holds the picture still (scene, light and noise) until
+    ``resume()``, so scripted or slow captures see one known frame. All of them
+    may be called from any thread while another reads.
     """
 
     def __init__(
@@ -427,6 +429,7 @@ class DemoSource(FrameSource):
         self._lock = threading.Lock()
         self._pinned: int | None = None
         self._auto = True
+        self._paused_at: int | None = None  # frame index held while paused
 
     @property
     def object_names(self) -> tuple[str, ...]:
@@ -440,9 +443,32 @@ class DemoSource(FrameSource):
             return self._auto
 
     @property
+    def paused(self) -> bool:
+        """Whether the picture is held still (``pause``)."""
+        with self._lock:
+            return self._paused_at is not None
+
+    def pause(self) -> None:
+        """Hold the picture still: the same frame until ``resume()``.
+
+        ``show()`` still changes the object while paused (at the held moment).
+        """
+        with self._lock:
+            if self._paused_at is None:
+                self._paused_at = max(0, self._frame_index - 1)
+
+    def resume(self) -> None:
+        """Let the scene move again from where it stopped."""
+        with self._lock:
+            if self._paused_at is not None:
+                self._frame_index, self._paused_at = self._paused_at + 1, None
+
+    @property
     def current(self) -> str | None:
         """The object in view now (name), or ``None`` for the empty table."""
-        index = self._current_index(self._frame_index)
+        with self._lock:
+            frame = self._frame_index if self._paused_at is None else self._paused_at
+        index = self._current_index(frame)
         return None if index is None else OBJECT_NAMES[index]
 
     def show(self, which: str | int | None) -> None:
@@ -496,6 +522,10 @@ class DemoSource(FrameSource):
             raise SourceError("Demo scene is not open")
         if not self._pacer.due():
             return None
+        with self._lock:
+            held = self._paused_at
+        if held is not None:
+            return self._scene.render(self._time(held), self._current_index(held), held)
         index = self._frame_index
         self._frame_index += 1
         return self._scene.render(self._time(index), self._current_index(index), index)
@@ -511,6 +541,9 @@ class DemoSource(FrameSource):
         with self._lock:
             if not self._auto:
                 return self._pinned
+        return self._cycle_index(frame_index)
+
+    def _cycle_index(self, frame_index: int) -> int | None:
         # Auto: the empty table, then each object in turn. Counted in whole
         # frames so float rounding never shortens a turn.
         frames_per_turn = max(1, round(self.cycle_seconds * (self.fps or 30.0)))

@@ -10,6 +10,7 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QAbstractButton, QApplication, QWidget
 
+from kiosk.places import Places
 from kiosk.ui import dialogs
 from kiosk.ui.app import Kiosk, build
 
@@ -46,6 +47,17 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
+def places_under(root: Path) -> Places:
+    """Places under ``root``: models/, projects/, and media/ whose folders count as drives."""
+    media = root / "media"
+    return Places(
+        root / "models",
+        root / "projects",
+        media_roots=[media],
+        is_mount=lambda path: path.parent == media,
+    )
+
+
 @pytest.fixture
 def make_kiosk(qtbot, extractor, tmp_path) -> Iterator[Callable[..., Kiosk]]:
     """Build (and by default start) a kiosk; every one is shut down after the test."""
@@ -63,6 +75,7 @@ def make_kiosk(qtbot, extractor, tmp_path) -> Iterator[Callable[..., Kiosk]]:
         size: tuple[int, int] | None = (1280, 800),
         pin_hash: str | None = None,
         burst_hz: float | None = None,
+        places: Places | None = None,
     ) -> Kiosk:
         kiosk = build(
             extractor,
@@ -72,6 +85,7 @@ def make_kiosk(qtbot, extractor, tmp_path) -> Iterator[Callable[..., Kiosk]]:
             training_config=config,
             pin_hash=pin_hash,
             burst_hz=burst_hz,
+            places=places if places is not None else places_under(tmp_path),
         )
         qtbot.addWidget(kiosk.window)
         made.append(kiosk)

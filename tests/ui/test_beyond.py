@@ -64,13 +64,13 @@ def test_instant_predictions_evaluation_and_fidelity_gate(
         qtbot.mouseClick(window.train_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.training.view_toggle.isVisible(), timeout=3000)
     panel = window.training
-    assert panel.stack.currentWidget() is panel.evaluation
+    assert panel.stack.currentWidget() is panel.evaluation_area
     assert panel.evaluation.evaluation is controller.session.head.evaluation
     assert "Trained" in window.status.text()
     qtbot.mouseClick(panel.view_toggle, Qt.MouseButton.LeftButton)
     assert panel.stack.currentWidget() is panel.plot
     qtbot.mouseClick(panel.view_toggle, Qt.MouseButton.LeftButton)
-    assert panel.stack.currentWidget() is panel.evaluation
+    assert panel.stack.currentWidget() is panel.evaluation_area
     qtbot.waitUntil(
         lambda: predictions[-1] is not None and predictions[-1].source == "trained", timeout=5000
     )

@@ -109,13 +109,16 @@ def test_window_shows_a_badge_and_a_status_message(qtbot, extractor, tmp_path) -
         kiosk.window.show()
         qtbot.waitExposed(kiosk.window)
         badge = kiosk.window.cpu_badge
+        video = kiosk.window.video
         assert badge.isVisible() and badge.text() == CPU_FALLBACK_MESSAGE
-        # Whole (not clipped), in the top-left corner, inside the window.
-        assert badge.width() >= badge.sizeHint().width()
-        assert badge.x() < kiosk.window.width() // 4 and badge.y() < 50
-        assert badge.geometry().right() <= kiosk.window.width()
+        # Whole (not clipped), in the picture's top-left corner under the banner band.
+        assert badge.parentWidget() is video
+        assert badge.height() >= badge.heightForWidth(badge.width())
+        assert badge.x() < video.width() // 4
+        assert video.banner_height() < badge.y() < video.height() // 2
+        assert badge.geometry().right() <= video.width() // 2
         kiosk.window.resize(900, 700)
-        qtbot.waitUntil(lambda: badge.geometry().right() <= 900)
+        qtbot.waitUntil(lambda: badge.geometry().right() <= video.width() // 2)
         assert CPU_FALLBACK_MESSAGE in kiosk.window.status.text()
     finally:
         kiosk.close()

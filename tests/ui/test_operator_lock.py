@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,13 +170,25 @@ def test_visitors_capture_train_and_save_without_a_pin(locked, monkeypatch, qtbo
         qtbot.mouseClick(window.save_button, Qt.MouseButton.LeftButton)
     assert controller.output.is_file()
 
-    # Choosing another place to save is the operator's.
+    # Without a configured output the visitor saves into the models folder, no PIN.
     controller.output = None
-    pad = PinPad()
-    monkeypatch.setattr(dialogs, "ask_pin", pad)
-    monkeypatch.setattr(dialogs, "ask_save_path", lambda *a: pytest.fail("save dialog opened"))
-    window.save()
-    assert [title for title, _ in pad.calls] == ["Operator PIN to choose where to save"]
+    saved_before = controller.last_save
+    monkeypatch.setattr(dialogs, "ask_place", accept_proposed_name)
+    with qtbot.waitSignal(controller.saveFinished, timeout=60_000):
+        window.save()
+    assert controller.last_save is not saved_before
+    assert window.places.models.path in Path(controller.last_save.model_path).parents
+
+
+def accept_proposed_name(parent, places, request, allow_browse=False):
+    """Stands in for ``dialogs.ask_place``: the real browser, its proposal accepted as is."""
+    from kiosk.ui.places_view import PlacesDialog
+
+    assert not allow_browse, "Browse… offered in kiosk mode"
+    dialog = PlacesDialog(parent, places, request, allow_browse=allow_browse)
+    dialog.ok_button.click()
+    assert dialog.choice is not None, dialog.error.text()
+    return dialog.choice
 
 
 def test_no_lock_outside_kiosk_mode_or_without_pin(make_kiosk, monkeypatch):

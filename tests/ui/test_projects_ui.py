@@ -12,12 +12,12 @@ import pytest
 from PySide6.QtCore import QPoint, QRect
 
 from kiosk.learn import DEFAULT_TRAINING
-from kiosk.pin import hash_pin
 from kiosk.store import EmbeddingStore
 from kiosk.ui import dialogs, project_menu
 from kiosk.ui.app import build
 from kiosk.ui.controller import AppState, store_full_message
-from kiosk.ui.project_menu import ROW_PX, ProjectPanel
+from kiosk.ui.places_view import PlaceChoice
+from kiosk.ui.project_menu import ROW_PX, MenuPanel
 from kiosk.vision.sources import DemoSource
 from tests.fakes import picture
 
@@ -62,16 +62,16 @@ def core50_subset(tmp_path) -> Path:
     return root
 
 
-def test_project_panel_is_touch_sized_and_fits_800x480(make_kiosk, qtbot, artifacts):
+def test_menu_panel_is_touch_sized_and_fits_800x480(make_kiosk, qtbot, artifacts):
     kiosk = make_kiosk(size=(800, 480))
     window = kiosk.window
-    button = window.project_button
+    button = window.menu_button
     assert button.isVisible() and button.isEnabled()
     assert button.height() >= 48
     assert window.rect().contains(QRect(button.mapTo(window, QPoint(0, 0)), button.size()))
-    window.grab().save(str(artifacts / "kiosk_project_button_800x480.png"))
+    window.grab().save(str(artifacts / "kiosk_menu_button_800x480.png"))
 
-    panel = ProjectPanel(window)
+    panel = MenuPanel(window)
     panel.show()
     qtbot.waitExposed(panel)
     try:
@@ -81,10 +81,13 @@ def test_project_panel_is_touch_sized_and_fits_800x480(make_kiosk, qtbot, artifa
             "Open project…",
             "Import images…",
             "Export samples…",
+            "Settings…",
+            "Full screen",
+            "Quit",
         ]
         assert all(b.height() >= ROW_PX >= 48 and b.isVisible() for b in rows)
         assert panel.height() <= 480 and panel.width() <= 800
-        panel.grab().save(str(artifacts / "kiosk_project_panel_800x480.png"))
+        panel.grab().save(str(artifacts / "kiosk_menu_panel_800x480.png"))
         with qtbot.waitSignal(panel.finished):
             panel.open_button.click()
         assert panel.choice == "open_project"
@@ -100,11 +103,12 @@ def test_save_project_then_open_it_in_a_fresh_kiosk(make_kiosk, qtbot, tmp_path,
     controller.session.store.rename_class(0, "Mug")
     controller.session.store.rename_class(1, "Ball ⚽")
     train(qtbot, controller)
-    # Through the menu, as the operator does it: pick the row, then the folder.
-    monkeypatch.setattr(project_menu, "ask_project_action", lambda parent: "save_project")
-    monkeypatch.setattr(dialogs, "ask_folder", lambda *a, **k: folder)
+    # Through the menu, as the operator does it: pick the row, then the place.
+    monkeypatch.setattr(project_menu, "ask_menu_action", lambda parent, kiosk: "save_project")
+    projects = first.window.places.projects
+    monkeypatch.setattr(dialogs, "ask_place", lambda *a, **k: PlaceChoice(projects, folder))
     seen = last_message(controller)
-    first.window.project_button.click()
+    first.window.menu_button.click()
     assert controller.state == AppState.WORKING
     assert seen[-1][1] == "busy" and "Saving the project" in seen[-1][0]
     wait_idle(qtbot, controller)
@@ -196,7 +200,7 @@ def test_import_a_folder_then_export_it(make_kiosk, qtbot, tmp_path, core50_subs
     heartbeat.start()
     assert kiosk.window.project.import_images(core50_subset)
     assert controller.state == AppState.WORKING
-    assert not kiosk.window.project_button.isEnabled()
+    assert not kiosk.window.menu_button.isEnabled()
     wait_idle(qtbot, controller)
     heartbeat.stop()
     assert seen[-1] == (
@@ -215,23 +219,6 @@ def test_import_a_folder_then_export_it(make_kiosk, qtbot, tmp_path, core50_subs
     assert seen[-1] == (f"Exported 6 sample images to {out}", "ok")
     assert sorted(p.name for p in out.iterdir()) == ["Class 1", "Class 2", "ball", "cup"]
     assert len(list((out / "cup").glob("*.jpg"))) == 3
-
-
-def test_open_and_import_need_the_operator_pin_in_kiosk_mode(
-    make_kiosk, qtbot, monkeypatch, tmp_path
-):
-    kiosk = make_kiosk(fullscreen=True, pin_hash=hash_pin("1234"))
-    asked: list[str] = []
-    monkeypatch.setattr(dialogs, "ask_pin", lambda parent, title, error=None: asked.append(title))
-    monkeypatch.setattr(dialogs, "ask_folder", lambda *a, **k: pytest.fail("folder asked"))
-    assert not kiosk.window.project.open_project()
-    assert not kiosk.window.project.import_images()
-    assert asked == ["Operator PIN to open a project", "Operator PIN to import images"]
-    # Saving and exporting change nothing: no PIN.
-    monkeypatch.setattr(dialogs, "ask_folder", lambda *a, **k: None)
-    assert not kiosk.window.project.save_project()
-    assert not kiosk.window.project.export_samples()
-    assert len(asked) == 2
 
 
 def test_a_burst_stops_at_the_per_class_cap_and_says_how_to_raise_it(qtbot, extractor):

@@ -6,10 +6,9 @@ import dataclasses
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog
 
 from kiosk.learn import DEFAULT_TRAINING
-from kiosk.ui import dialogs
+from kiosk.ui import dialogs, project_menu
 from kiosk.ui.controller import AppState, save_paths
 from kiosk.vision.sources import DemoSource, open_source
 
@@ -64,7 +63,8 @@ def test_settings_dialog_result_is_used_for_training(make_kiosk, qtbot, monkeypa
     kiosk = make_kiosk(size=None)
     chosen = dataclasses.replace(DEFAULT_TRAINING, num_iter=123)
     monkeypatch.setattr(dialogs, "ask_settings", lambda parent, config, default: chosen)
-    qtbot.mouseClick(kiosk.window.settings_button, Qt.MouseButton.LeftButton)
+    monkeypatch.setattr(project_menu, "ask_menu_action", lambda parent, kiosk: "edit_settings")
+    qtbot.mouseClick(kiosk.window.menu_button, Qt.MouseButton.LeftButton)
     assert kiosk.controller.training_config == chosen
 
 
@@ -105,15 +105,3 @@ def test_failed_save_keeps_earlier_files_and_says_why(make_kiosk, qtbot, tmp_pat
     assert output.read_bytes() == b"earlier model"
     assert "untouched" in kiosk.window.status.text()
     assert controller.state == AppState.TRAINED
-
-
-def test_save_path_dialog_names_a_tflite_file(qtbot, monkeypatch, tmp_path):
-    def choose(dialog) -> bool:
-        assert dialog.acceptMode() == QFileDialog.AcceptMode.AcceptSave
-        dialog.selectFile(str(tmp_path / "booth"))
-        return True
-
-    monkeypatch.setattr(dialogs, "run_modal", choose)
-    assert dialogs.ask_save_path(None, tmp_path / "model.tflite") == tmp_path / "booth.tflite"
-    monkeypatch.setattr(dialogs, "run_modal", lambda dialog: False)
-    assert dialogs.ask_save_path(None, tmp_path / "model.tflite") is None
