@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from embeddings import core50_embeddings, resplit
 
-from kiosk.learn.evaluation import evaluate
 from kiosk.learn import DEFAULT_TRAINING, PYCORAL_TRAINING, SoftmaxRegression
+from kiosk.learn.evaluation import evaluate
 
 SPLITS = 8
 MINORITY_SOURCES = (1, 2)

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kiosk.learn.evaluation import confidence_threshold, evaluate, per_class_agreement
 from kiosk.learn import DEFAULT_TRAINING, SoftmaxRegression
+from kiosk.learn.evaluation import confidence_threshold, evaluate, per_class_agreement
 from kiosk.learn.imprint import ImprintedHead, l2_normalize
 
 

@@ -68,6 +68,9 @@ class TrainingSettings:
         flip_augment: captures are also embedded mirrored and trained on.
         threshold_quantile, threshold_floor: how the "not sure" threshold is
             read off the hold-out (``kiosk.learn.evaluation.confidence_threshold``).
+        refit: after the hold-out fit has been scored, fit again on every sample
+            (and its mirrored copy); that refit is the head that predicts and is
+            saved. Nothing is refitted when nothing was held out.
     """
 
     config: TrainingConfig = DEFAULT_TRAINING
@@ -78,6 +81,7 @@ class TrainingSettings:
     flip_augment: bool = True
     threshold_quantile: float = DEFAULT_THRESHOLD_QUANTILE
     threshold_floor: float = DEFAULT_THRESHOLD_FLOOR
+    refit: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.config, TrainingConfig):
@@ -177,13 +181,22 @@ class HeadFit:
     """What ``fit_head`` made.
 
     Attributes:
-        model: the trained head (the one that predicts and is saved).
-        result: its ``TrainingResult`` (loss history for the plot, accuracies).
-        evaluation: scores on the hold-out (None when nothing was held out).
+        model: the trained head (the one that predicts and is saved): the refit
+            on every sample when there was a hold-out, else the one fit. Its
+            logits are centred over the classes and its logit range covers
+            every sample and mirrored copy.
+        result: the run as one ``TrainingResult``: loss history of both fits
+            (for the plot), the final model's training accuracy, the hold-out
+            fit's validation accuracy, cancelled/diverged if either fit was.
+        evaluation: scores of the hold-out fit on the hold-out (None when
+            nothing was held out).
         confidence_threshold: below it a prediction is "not sure".
         train_rows: indices into the input of the rows trained on (originals).
         val_rows: indices into the input of the held-out rows.
         settings: the settings it was trained with.
+        holdout_model: the hold-out fit (trained on ``train_rows`` and their
+            mirrored copies only), kept for checks that need a head which has
+            not seen ``val_rows``; None when no refit followed it.
     """
 
     model: SoftmaxRegression
@@ -193,6 +206,7 @@ class HeadFit:
     train_rows: np.ndarray
     val_rows: np.ndarray
     settings: TrainingSettings = field(default_factory=TrainingSettings)
+    holdout_model: SoftmaxRegression | None = None
 
 
 def holdout_split(
@@ -254,6 +268,10 @@ def fit_head(
 ) -> HeadFit:
     """Train a head the way the kiosk does (see the module docstring).
 
+    Progress: one iteration count runs across both fits (``num_iter`` is the
+    total, ``2 * config.num_iter`` when a refit follows); ``phase`` says which
+    fit a report belongs to, and the refit's reports have no validation accuracy.
+
     Args:
         data: the labelled embeddings (every class needs a row).
         settings: how to train.
@@ -261,7 +279,8 @@ def fit_head(
         fitter: runs each fit (``fit_here`` by default; the kiosk passes a
             ``FitProcess`` so the GUI process never holds the fit's interpreter lock).
         callback: receives ``TrainingProgress``.
-        cancel: stops early; the returned fit then has ``result.cancelled``.
+        cancel: stops early (in either fit); the returned fit then has
+            ``result.cancelled`` and must not replace a working head.
 
     Raises:
         ValueError: fewer than two classes, or a class without rows.
@@ -276,8 +295,55 @@ def fit_head(
         else tuple(str(i) for i in range(data.num_classes))
     )
     config = settings.config
+    fit = fitter or fit_here
     train, val = holdout_split(data.y, data.num_classes, settings.val_fraction, settings.seed)
+    refit = settings.refit and len(val) > 0
+    total = config.num_iter * (2 if refit else 1)
     split = _training_dict(data, train, val, settings.flip_augment)
+    model = _start_model(data, split, settings)
+    phase = "holdout" if refit else "fit"
+    model, result = fit(
+        model, split, config, callback=_relay(callback, phase, 0, total), cancel=cancel
+    )
+    holdout_model, holdout_result = None, None
+    evaluation, threshold = None, None
+    if not (result.cancelled or result.diverged):
+        evaluation, threshold = _evaluate(model, split, names, settings)
+    if refit and not (result.cancelled or result.diverged):
+        holdout_model, holdout_result = model, result
+        everything = _training_dict(
+            data, np.concatenate([train, val]), val[:0], settings.flip_augment
+        )
+        # Warm start from the hold-out fit: it already sits near the optimum of a
+        # problem that only gained a few rows (bench/bench_fewshot.py measured it
+        # against re-imprinting: same accuracy, fewer iterations to get there).
+        model = _copy_model(holdout_model)
+        model, refit_result = fit(
+            model,
+            everything,
+            config,
+            callback=_relay(callback, "refit", config.num_iter, total),
+            cancel=cancel,
+        )
+        result = _joined(holdout_result, refit_result)
+    if not (result.cancelled or result.diverged):
+        model.center_logits(_logit_rows(data, settings.flip_augment))
+    return HeadFit(
+        model,
+        result,
+        evaluation,
+        threshold,
+        train,
+        val,
+        settings,
+        holdout_model=holdout_model,
+    )
+
+
+def _start_model(
+    data: LabelledEmbeddings, split: dict[str, np.ndarray], settings: TrainingSettings
+) -> SoftmaxRegression:
+    config = settings.config
     model = SoftmaxRegression(
         data.feature_dim,
         data.num_classes,
@@ -292,11 +358,54 @@ def fit_head(
             settings.imprint_temperature,
         )  # fmt: skip
         model.weights, model.biases = imprinted.raw_parameters()
-    model, result = (fitter or fit_here)(model, split, config, callback=callback, cancel=cancel)
-    evaluation, threshold = None, None
-    if not (result.cancelled or result.diverged):
-        evaluation, threshold = _evaluate(model, split, names, settings)
-    return HeadFit(model, result, evaluation, threshold, train, val, settings)
+    return model
+
+
+def _copy_model(model: SoftmaxRegression) -> SoftmaxRegression:
+    """A fresh model with ``model``'s hyper-parameters and parameters (seeded alike)."""
+    copy = SoftmaxRegression(
+        model.feature_dim, model.num_classes, model.weight_scale, model.reg, seed=model.seed
+    )
+    copy.weights, copy.biases = model.weights, model.biases
+    return copy
+
+
+def _logit_rows(data: LabelledEmbeddings, with_mirrors: bool) -> np.ndarray:
+    """(M, D) every row the saved head's logit range must cover: originals and mirrors."""
+    if with_mirrors and data.mirrored is not None and data.has_mirror is not None:
+        return np.concatenate([data.x, data.mirrored[data.has_mirror]])
+    return data.x
+
+
+def _relay(
+    callback: Callable[[TrainingProgress], Any] | None, phase: str, offset: int, total: int
+) -> Callable[[TrainingProgress], Any] | None:
+    """Passes a fit's progress on as part of the recipe's one iteration count."""
+    if callback is None:
+        return None
+
+    def relay(progress: TrainingProgress) -> Any:
+        return callback(
+            progress._replace(iteration=progress.iteration + offset, num_iter=total, phase=phase)
+        )
+
+    return relay
+
+
+def _joined(first: TrainingResult, second: TrainingResult) -> TrainingResult:
+    """The two fits as one run: the refit's final state, the hold-out's validation score."""
+    return TrainingResult(
+        iterations=first.iterations + second.iterations,
+        num_iter=first.num_iter + second.num_iter,
+        loss=second.loss,
+        train_accuracy=second.train_accuracy,
+        val_accuracy=first.val_accuracy,
+        cancelled=second.cancelled,
+        diverged=second.diverged,
+        seconds=first.seconds + second.seconds,
+        loss_history=np.concatenate([first.loss_history, second.loss_history]),
+        optimizer=second.optimizer,
+    )
 
 
 def _evaluate(

@@ -474,6 +474,29 @@ class SoftmaxRegression:
             optimizer="sgd",
         )
 
+    def center_logits(self, mat_x: Any) -> None:
+        """Centre the logits over the classes, then set the logit range from data.
+
+        Softmax ignores a shift common to all classes, so subtracting each
+        row's mean logit changes no probability (up to float rounding): the
+        weights become ``W - W.mean(axis=1)`` and the biases ``b - b.mean()``.
+        What it changes is the saved head: its uint8 output range (from
+        ``logit_min``/``logit_max``, recomputed here on ``mat_x`` with the
+        centred parameters) no longer spends levels on an offset that every
+        logit shares, so the quantized model breaks fewer near-ties.
+
+        Args:
+            mat_x: (N, D) embeddings whose logits the saved head must represent
+                (the training rows, their mirrored copies, the hold-out), N >= 1.
+        """
+        x = self._features(mat_x, "mat_x")
+        self._weights = (self._weights - self._weights.mean(axis=1, keepdims=True)).astype(
+            np.float32
+        )
+        self._biases = (self._biases - self._biases.mean()).astype(np.float32)
+        logits = x @ self._weights + self._biases
+        self._logit_min, self._logit_max = float(logits.min()), float(logits.max())
+
     # -- saving -----------------------------------------------------------------
 
     def serialize_model(
