@@ -75,7 +75,7 @@ def test_replaces_instead_of_duplicating_and_keeps_other_metadata(saved_head: by
     once = embed_metadata(saved_head, INFO)
     twice = embed_metadata(once, {"class_names": ["only"]})
     assert _names(saved_head) == [b"min_runtime_version"]
-    assert _names(twice) == [b"min_runtime_version", METADATA_NAME.encode()]
+    assert _names(twice) == [b"min_runtime_version", b"TFLITE_METADATA", METADATA_NAME.encode()]
     assert read_metadata(twice)["class_names"] == ["only"]
     # The buffer is reused: saving again does not grow the buffer list.
     assert len(tflite_head._parse_model(twice).buffers) == len(

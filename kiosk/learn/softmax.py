@@ -483,7 +483,9 @@ class SoftmaxRegression:
         What it changes is the saved head: its uint8 output range (from
         ``logit_min``/``logit_max``, recomputed here on ``mat_x`` with the
         centred parameters) no longer spends levels on an offset that every
-        logit shares, so the quantized model breaks fewer near-ties.
+        logit shares, so the quantized model breaks fewer near-ties. The low
+        end of the range stops ln(512) below the smallest top logit of any row:
+        lower logits round to a probability of 0 in the uint8 output anyway.
 
         Args:
             mat_x: (N, D) embeddings whose logits the saved head must represent
@@ -495,7 +497,14 @@ class SoftmaxRegression:
         )
         self._biases = (self._biases - self._biases.mean()).astype(np.float32)
         logits = x @ self._weights + self._biases
-        self._logit_min, self._logit_max = float(logits.min()), float(logits.max())
+        top = logits.max(axis=1)
+        # A logit more than ln(512) below its row's top has a probability under
+        # 1/512, which the uint8 softmax output shows as 0 whether or not the
+        # logit is clipped; the range need not reach below that for any row, and
+        # the levels saved go to the logits that decide the top-1.
+        floor = float(top.min()) - math.log(512.0)
+        self._logit_min = max(float(logits.min()), floor)
+        self._logit_max = float(top.max())
 
     # -- saving -----------------------------------------------------------------
 
