@@ -107,18 +107,18 @@ def embed_metadata(model: bytes, info: dict[str, Any], *, standard: bool = True)
     names = json.loads(payload).get("class_names")
     if standard and names:
         labels = "".join(f"{' '.join(str(n).split())}\n" for n in names).encode("utf-8")
-        previous = _standard_entry(model_t)
+        previous = standard_entry(model_t)
         described = classifier_description(model_t, json.loads(payload), previous)
         standard_payload = build_model_metadata(described)
-        _set_entry(model_t, STANDARD_METADATA_NAME, standard_payload)
+        set_entry(model_t, STANDARD_METADATA_NAME, standard_payload)
         files = {LABELS_FILE: labels}
         size += len(standard_payload)
-    _set_entry(model_t, METADATA_NAME, payload)
+    set_entry(model_t, METADATA_NAME, payload)
     tflite_head._align_buffers(model_t)
     return pack_files(tflite_head._serialize(model_t, size), files)
 
 
-def _set_entry(model_t: _schema.ModelT, name: str, payload: bytes) -> None:
+def set_entry(model_t: _schema.ModelT, name: str, payload: bytes) -> None:
     """Store ``payload`` as the metadata entry ``name`` (one entry, buffer reused)."""
     data = np.frombuffer(payload, np.uint8).copy()
     ours = [m for m in model_t.metadata if _entry_name(m) == name]
@@ -239,7 +239,7 @@ def read_labels(model: bytes | str | os.PathLike[str]) -> list[str] | None:
     return files[name].decode("utf-8").splitlines()
 
 
-def _standard_entry(model_t: _schema.ModelT) -> ModelDescription | None:
+def standard_entry(model_t: _schema.ModelT) -> ModelDescription | None:
     """The model's current standard metadata (e.g. the backbone's), or None."""
     for entry in model_t.metadata or []:
         if _entry_name(entry) != STANDARD_METADATA_NAME:
