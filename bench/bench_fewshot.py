@@ -57,6 +57,9 @@ from kiosk.learn.recipe import HeadFit, LabelledEmbeddings, TrainingSettings, fi
 SETS = {"sign digits": (SIGN_DIGITS, (1, 2, 5, 10, 20)), "CORe50 mini": (CORE50, (1, 2, 4))}
 # CORe50 mini's test sets are small (about 80 frames), so it gets more splits.
 SPLITS = {"sign digits": 10, "CORe50 mini": 30}
+# The saved model runs on every test photo of this many splits per k (sign
+# digits: 1,000-1,950 photos a k; CORe50 mini: 2,100-2,400).
+AGREEMENT_SPLITS = {"sign digits": 5, "CORe50 mini": 30}
 TARGET_MARGIN = 0.3  # kiosk >= best baseline - 0.3 points
 TARGET_AGREEMENT = 99.5  # % top-1 agreement of the saved model on new images
 TARGET_TRAIN_MS = 150.0  # hold-out fit + refit, 17 classes x 10 samples
@@ -154,8 +157,10 @@ def run_set(
             for baseline, make in BASELINES.items():
                 predict = make(data.live[train], data.y[train], len(data.class_names), seed)
                 cell.add(baseline, np.mean(predict(data.live[test]) == truth))
-            saved = runner.top1(fit, test)
-            cell.agreement.append(100.0 * np.mean(saved == fit.model.predict(data.live[test])))
+            if seed < AGREEMENT_SPLITS[name]:
+                saved = runner.top1(fit, test)
+                float_top1 = fit.model.predict(data.live[test])
+                cell.agreement.append(100.0 * np.mean(saved == float_top1))
             assert fit.gate is not None
             stored = data.captured[train]
             correct = answers == truth
@@ -239,7 +244,7 @@ def main() -> int:
     print("\nTest accuracy (%), mean over random splits; k = training photos a class")
     for name in names:
         first = next(iter(results[name].values()))
-        print(f"\n{name} ({len(first.agreement)} splits)")
+        print(f"\n{name} ({len(first.correct_flagged)} splits)")
         header = (
             f"{'k':>3} " + "".join(f"{m:>13}" for m in methods) + f"{'best base':>11}{'gap':>7}"
         )
@@ -259,14 +264,15 @@ def main() -> int:
     print(f"target: kiosk >= best baseline - {TARGET_MARGIN} points at every k")
 
     print("\nSaved model (.tflite, real interpreter) vs float head: top-1 agreement on test photos")
-    print(f"{'set':>12}{'k':>4}{'mean %':>9}{'lowest split %':>16}")
+    print(f"{'set':>12}{'k':>4}{'splits':>7}{'mean %':>9}{'lowest split %':>16}")
     for name in names:
         for k, cell in results[name].items():
             mean, low = float(np.mean(cell.agreement)), float(np.min(cell.agreement))
             ok = mean >= TARGET_AGREEMENT
             if not ok:
                 misses.append(f"{name} k={k}: saved-model agreement {mean:.2f} %")
-            print(f"{name:>12}{k:>4}{mean:>9.2f}{low:>16.2f} {'ok' if ok else 'MISS'}")
+            splits = len(cell.agreement)
+            print(f"{name:>12}{k:>4}{splits:>7}{mean:>9.2f}{low:>16.2f} {'ok' if ok else 'MISS'}")
     print(f"target: >= {TARGET_AGREEMENT} % at every k")
 
     print('\n"Not sure" (confidence threshold + novelty limit, kiosk.learn.gate)')

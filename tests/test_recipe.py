@@ -99,9 +99,9 @@ def test_progress_runs_on_across_both_fits():
     reports = []
     settings = TrainingSettings(config=TrainingConfig(num_iter=10, report_every=1))
     fit_head(LabelledEmbeddings(x, y, 3), settings, callback=reports.append)
-    assert [r.iteration for r in reports] == list(range(1, 21))
-    assert {r.num_iter for r in reports} == {20}
-    assert [r.phase for r in reports] == ["holdout"] * 10 + ["refit"] * 10
+    assert [r.iteration for r in reports] == list(range(1, 16))
+    assert {r.num_iter for r in reports} == {15}
+    assert [r.phase for r in reports] == ["holdout"] * 10 + ["refit"] * 5
     assert all(r.val_accuracy is not None for r in reports[:10])
     assert all(r.val_accuracy is None for r in reports[10:])
 
