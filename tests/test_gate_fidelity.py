@@ -123,3 +123,19 @@ def test_saved_model_agrees_with_the_float_head_on_views_it_never_fitted(
         agree.append(saved == int(fit.model.predict(extractor.embed_input(view))))
     assert len(agree) == 3 * 31
     assert np.mean(agree) >= 0.98
+
+
+def test_a_saved_model_carries_its_gate(taught, cpu_extractor_path: Path):
+    from kiosk.learn.metadata import read_not_sure_gate
+
+    _, fit, _, _, _ = taught
+    model = fit.model.serialize_model(
+        cpu_extractor_path,
+        metadata={"class_names": list(CLASSES), "not_sure": fit.gate.to_json()},
+    )
+    assert read_not_sure_gate(model) == fit.gate
+    older = fit.model.serialize_model(
+        cpu_extractor_path, metadata={"class_names": list(CLASSES), "confidence_threshold": 0.5}
+    )
+    assert read_not_sure_gate(older) == NotSureGate(0.5)
+    assert read_not_sure_gate(fit.model.serialize_model(cpu_extractor_path)) is None

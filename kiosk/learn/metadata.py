@@ -25,6 +25,8 @@ Schema 1 (every key but ``schema`` is optional; readers must ignore unknown keys
     feature_dim       int, D, the embedding length
     confidence_threshold  float or null, top-1 probability below which an
                       answer should be shown as "not sure" (set from validation)
+    not_sure          dict or null, the head's ``NotSureGate.to_json()``:
+                      ``threshold`` and ``novelty_limit`` (``kiosk.learn.gate``)
 
 Values must be JSON-serializable; numpy scalars and arrays are converted.
 """
@@ -40,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from kiosk.learn import tflite_head
+from kiosk.learn.gate import NotSureGate
 from kiosk.learn.tflite_head import _schema
 from kiosk.learn.tflite_metadata import (
     LABELS_FILE,
@@ -62,6 +65,7 @@ __all__ = [
     "read_confidence_threshold",
     "read_labels",
     "read_metadata",
+    "read_not_sure_gate",
     "read_standard_metadata",
 ]
 
@@ -296,6 +300,22 @@ def read_confidence_threshold(model: bytes | str | os.PathLike[str]) -> float | 
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if 0.0 <= value <= 1.0 else None
+
+
+def read_not_sure_gate(model: bytes | str | os.PathLike[str]) -> NotSureGate | None:
+    """The "not sure" gate stored in a model (``not_sure``), or None.
+
+    A model saved before the gate existed gives a gate from its
+    ``confidence_threshold`` with the default novelty limit; one with neither, None.
+    """
+    info = read_metadata(model) or {}
+    try:
+        if isinstance(info.get("not_sure"), dict):
+            return NotSureGate.from_json(info["not_sure"])
+    except ValueError:
+        pass
+    threshold = read_confidence_threshold(model)
+    return None if threshold is None else NotSureGate(threshold)
 
 
 def _find_entry(data: bytes, name: str) -> bytes | None:
