@@ -3,10 +3,11 @@
 ``FitProcess`` caps the child's BLAS at one thread (threadpoolctl). This script
 times ``fit_head`` through a ``FitProcess`` with ``blas_threads=1`` and with
 ``blas_threads=None`` (OpenBLAS's default: every core), on a quiet machine and
-beside a busy one (two processes doing numpy work, as the camera and the
-embedding interpreter would), and reads the child's CPU time from /proc.
+beside a busy one (one process keeping one core busy with numpy work, as the
+camera and the embedding interpreter do beside a training), and reads the
+child's CPU time from /proc. The child runs at niceness 10, as in the kiosk.
 
-Sizes: 17 classes x 10 samples (the few-shot case) and 17 x 100.
+Sizes: 17 classes x 10 samples (the few-shot case) and 17 x 50.
 
 Targets: on a quiet machine one thread is at most 10 % slower than the default;
 beside other work it is not slower. Run: python bench/bench_blas_threads.py
@@ -25,7 +26,7 @@ import numpy as np
 from kiosk.learn.fit_process import FitProcess
 from kiosk.learn.recipe import LabelledEmbeddings, TrainingSettings, fit_head
 
-RUNS = 9
+RUNS = 7
 QUIET_SLOWDOWN = 1.10
 
 
@@ -47,6 +48,9 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _busy(stop: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # one core's worth of work
     a = np.random.default_rng(0).random((300, 300))
     while not stop.is_set():
         a = np.tanh(a @ a.T * 1e-3)
@@ -75,16 +79,16 @@ def main() -> int:
     header = f"{'samples':>9}{'machine':>9}{'BLAS threads':>14}{'wall ms':>10}{'child CPU ms':>14}"
     print(header)
     print("-" * len(header))
-    for per_class in (10, 100):
+    for per_class in (10, 50):
         data = _data(per_class)
         for machine in ("quiet", "busy"):
             stop = context.Event()
             workers = []
             if machine == "busy":
-                workers = [context.Process(target=_busy, args=(stop,)) for _ in range(2)]
+                workers = [context.Process(target=_busy, args=(stop,))]
                 for worker in workers:
                     worker.start()
-                time.sleep(1.0)  # let them get going
+                time.sleep(1.0)  # let it get going
             walls = {}
             for threads in (1, None):
                 with FitProcess(blas_threads=threads) as process:

@@ -2,7 +2,7 @@
 
 Averaging the head's probabilities for a frame and for the same frame mirrored
 left-right costs one more extractor inference per frame (6-11 ms on the CPU)
-and raised few-shot test accuracy by up to 1.4 points (bench/bench_fewshot.py):
+and raised few-shot test accuracy by 0.2-1.2 points (bench/bench_fewshot.py):
 the head was trained on both views of every capture, and the average smooths
 the answer for a view that sits between them. Training already embeds every
 capture mirrored, so this is the same idea at prediction time.
