@@ -244,3 +244,76 @@ def synthetic_17_classes(
     )
     names = tuple(f"class_{i}" for i in range(num_classes))
     return EmbeddingSet(xs, ys, groups, train, names, desc)
+
+
+SIGN_DIGITS = SHARED / "data" / "sign_digits_40"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+@dataclass(frozen=True)
+class CaptureEmbeddings:
+    """Every image of a folder set embedded the ways the kiosk embeds it.
+
+    Attributes:
+        captured: (N, D) float32, as a capture stores it: the model input goes
+            through the stored JPEG and back before it is embedded.
+        captured_mirror: (N, D) float32, the decoded JPEG mirrored left-right
+            (the copy ``flip_augment`` trains on).
+        live: (N, D) float32, as a live frame is embedded (no JPEG).
+        live_mirror: (N, D) float32, the live model input mirrored.
+        y: (N,) int64 class indices.
+        files: (N,) file paths.
+        class_names: names, indexed by label.
+    """
+
+    captured: np.ndarray
+    captured_mirror: np.ndarray
+    live: np.ndarray
+    live_mirror: np.ndarray
+    y: np.ndarray
+    files: tuple[str, ...]
+    class_names: tuple[str, ...]
+
+
+def list_image_folder(root: Path) -> tuple[list[Path], np.ndarray, tuple[str, ...]]:
+    """(files, (N,) labels, class names) of a folder with one sub-folder of images per class."""
+    names = tuple(sorted(p.name for p in root.iterdir() if p.is_dir()))
+    files: list[Path] = []
+    labels: list[int] = []
+    for label, name in enumerate(names):
+        for f in sorted((root / name).iterdir()):
+            if f.suffix.lower() in IMAGE_SUFFIXES:
+                files.append(f)
+                labels.append(label)
+    return files, np.asarray(labels, np.int64), names
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of an image file."""
+    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def capture_embeddings(root: Path) -> CaptureEmbeddings:
+    """Embeds a folder set through the kiosk's own extractor and capture path (cached)."""
+    from kiosk.embedding import EmbeddingExtractor
+    from kiosk.session import decode_model_input, encode_model_input
+
+    files, labels, names = list_image_folder(root)
+    path = _cache_path("capture", str(root), [f.name for f in files])
+    if path.exists():
+        z = np.load(path)
+        arrays = [z[k] for k in ("captured", "captured_mirror", "live", "live_mirror")]
+    else:
+        extractor = EmbeddingExtractor(EXTRACTOR, num_threads=2, edgetpu=False)
+        rows: list[list[np.ndarray]] = [[], [], [], []]
+        for f in files:
+            live = extractor.preprocess(read_rgb(f))
+            decoded = decode_model_input(encode_model_input(live))
+            views = (decoded, decoded[:, ::-1], live, live[:, ::-1])
+            for out, model_input in zip(rows, views, strict=True):
+                out.append(extractor.embed_input(np.ascontiguousarray(model_input)))
+        arrays = [np.stack(r).astype(np.float32) for r in rows]
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        np.savez(path, captured=arrays[0], captured_mirror=arrays[1], live=arrays[2],
+                 live_mirror=arrays[3])  # fmt: skip
+    return CaptureEmbeddings(*arrays, labels, tuple(str(f) for f in files), names)

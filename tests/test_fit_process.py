@@ -120,3 +120,9 @@ def test_closed_fitter_says_so():
     assert process.pid is None
     with pytest.raises(TrainingProcessError, match="shut down"):
         process(SoftmaxRegression(FEATURES, CLASSES), _data(), DEFAULT_TRAINING)
+
+
+def test_the_child_uses_one_blas_thread(fitter):
+    # Read back inside the child with threadpoolctl: every BLAS library it loaded.
+    threads = fitter.child_blas_threads()
+    assert threads and all(n == 1 for n in threads)

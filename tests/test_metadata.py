@@ -74,8 +74,9 @@ def test_round_trip_fills_schema_version_and_time(saved_head: bytes) -> None:
 def test_replaces_instead_of_duplicating_and_keeps_other_metadata(saved_head: bytes) -> None:
     once = embed_metadata(saved_head, INFO)
     twice = embed_metadata(once, {"class_names": ["only"]})
-    assert _names(saved_head) == [b"min_runtime_version"]
-    assert _names(twice) == [b"min_runtime_version", METADATA_NAME.encode()]
+    # The cut extractor's rewritten standard entry is replaced, not duplicated.
+    assert _names(saved_head) == [b"min_runtime_version", b"TFLITE_METADATA"]
+    assert _names(twice) == [b"min_runtime_version", b"TFLITE_METADATA", METADATA_NAME.encode()]
     assert read_metadata(twice)["class_names"] == ["only"]
     # The buffer is reused: saving again does not grow the buffer list.
     assert len(tflite_head._parse_model(twice).buffers) == len(
@@ -95,7 +96,11 @@ def test_keeps_a_builder_models_metadata_and_signature() -> None:
     model = tb.fc_extractor_2d()
     out = embed_metadata(model, {"class_names": ["a"]})
     parsed = tflite_head._parse_model(out)
-    assert [m.name for m in parsed.metadata] == [tb.TINY_METADATA_NAME.encode(), b"kiosk_head"]
+    assert [m.name for m in parsed.metadata] == [
+        tb.TINY_METADATA_NAME.encode(),
+        b"TFLITE_METADATA",
+        b"kiosk_head",
+    ]
     kept = parsed.buffers[parsed.metadata[0].buffer].data
     assert bytes(kept) == tb.TINY_METADATA_BYTES
     assert parsed.signatureDefs[0].signatureKey == b"serving_default"

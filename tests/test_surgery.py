@@ -15,6 +15,7 @@ from kiosk.cli import train as train_cli
 from kiosk.dataset import read_rgb
 from kiosk.embedding import EmbeddingExtractor
 from kiosk.learn import SoftmaxRegression, tflite_head
+from kiosk.learn.metadata import read_standard_metadata
 from kiosk.learn.surgery import cut_classifier_head
 from kiosk.vision.runtime import load_interpreter
 from tests import tflite_builders as tb
@@ -62,7 +63,9 @@ def test_cut_output_equals_the_original_intermediate_tensor(
     assert result.feature_name == feature_name
     assert result.feature_shape == (1, 1, 1, dim)
     assert result.removed_ops == ("CONV_2D", "RESHAPE", "SOFTMAX")
-    assert result.dropped_metadata == ("TFLITE_METADATA",)
+    assert result.dropped_metadata == ()
+    assert result.rewritten_metadata == ("TFLITE_METADATA",)
+    assert result.dropped_files == ("imagenet_labels.txt",)
     # The 1001-class kernel goes, and with it most of a small model.
     assert len(result.model) < len(original) - 1001 * dim
 
@@ -95,8 +98,20 @@ def test_cut_model_keeps_other_metadata_and_is_an_extractor(key: str, cut_models
     assert info.feature_dim == CLASSIFIERS[key][2] and not info.is_edgetpu
     before = tflite_head._parse_model(original)
     after = tflite_head._parse_model(result.model)
-    assert [m.name for m in after.metadata] == [b"min_runtime_version"]
+    assert [m.name for m in after.metadata] == [b"min_runtime_version", b"TFLITE_METADATA"]
     assert after.description == before.description
+    # The standard metadata now describes the feature output; the rest is the backbone's.
+    described, files = read_standard_metadata(result.model)
+    original_described, _ = read_standard_metadata(original)
+    assert files == {}
+    assert described.inputs == original_described.inputs
+    assert (described.author, described.license) == (
+        original_described.author,
+        original_described.license,
+    )
+    (embedding,) = described.outputs
+    assert embedding.name == "embedding" and not embedding.files
+    assert f"{CLASSIFIERS[key][2]}-d" in embedding.description
     # Every tensor still points at a buffer that exists; nothing dangles.
     assert all(0 <= t.buffer < len(after.buffers) for t in after.subgraphs[0].tensors)
     assert len(after.subgraphs[0].operators) == len(before.subgraphs[0].operators) - 3

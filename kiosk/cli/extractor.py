@@ -74,6 +74,13 @@ def main(argv: list[str] | None = None) -> int:
             else ""
         )
     )
+    if result.rewritten_metadata:
+        print(
+            f"rewrote metadata {', '.join(result.rewritten_metadata)} for the feature output "
+            "(name, author, license and input normalization kept)"
+        )
+    if result.dropped_files:
+        print(f"left out the packed files {', '.join(result.dropped_files)} (the old classes)")
     print(
         f"wrote {output} ({len(result.model):,} bytes, was {len(model):,}) "
         f"in {seconds * 1000:.0f} ms"

@@ -12,6 +12,12 @@ and supported in frozen bundles through ``multiprocessing.freeze_support``)
 and reuses it for every fit. ``warm_up`` starts it early, so the first Train
 does not wait for the child's imports. A child that dies is replaced at the
 next fit; the fit it was running fails with a clear message.
+
+The child uses one BLAS thread (``blas_threads``, set with threadpoolctl when
+the child starts). A head's matrices are small: a second thread made fits no
+faster, doubled their CPU time, and beside other work (the camera, the
+embedding interpreter) the threads' spin-waits made a fit several times slower
+(bench/bench_blas_threads.py).
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ CHILD_NICENESS = 10
 POLL_S = 0.02
 # How long ``close`` lets the child leave on its own before terminating it (s).
 CLOSE_TIMEOUT_S = 2.0
+# BLAS threads in the child (None: the library's default, every core).
+CHILD_BLAS_THREADS = 1
 
 Fitter = Callable[..., tuple[SoftmaxRegression, TrainingResult]]
 """``fitter(model, data, config, callback=..., cancel=...) -> (fitted model, result)``."""
@@ -69,8 +77,11 @@ class FitProcess:
     the GUI thread; fits are serialized.
     """
 
-    def __init__(self, niceness: int = CHILD_NICENESS) -> None:
+    def __init__(
+        self, niceness: int = CHILD_NICENESS, blas_threads: int | None = CHILD_BLAS_THREADS
+    ) -> None:
         self.niceness = niceness
+        self.blas_threads = blas_threads
         self._context = multiprocessing.get_context("spawn")
         self._start_lock = threading.Lock()
         self._fit_lock = threading.Lock()
@@ -88,6 +99,22 @@ class FitProcess:
     def warm_up(self) -> None:
         """Start the child now if it is not running (returns at once)."""
         self._child()
+
+    def child_blas_threads(self) -> list[int]:
+        """The BLAS thread count of every BLAS library loaded in the child (asks it).
+
+        Raises:
+            TrainingProcessError: the child stopped or this fitter was closed.
+        """
+        with self._fit_lock:
+            process, conn, _ = self._child()
+            try:
+                conn.send(("threads",))
+                _, payload = conn.recv()
+            except (EOFError, OSError):
+                self._discard(process, conn)
+                raise TrainingProcessError("The training process stopped unexpectedly") from None
+            return list(payload)
 
     def __call__(
         self,
@@ -165,7 +192,7 @@ class FitProcess:
                 cancel = self._context.Event()
                 process = self._context.Process(
                     target=serve,
-                    args=(theirs, cancel, self.niceness),
+                    args=(theirs, cancel, self.niceness, self.blas_threads),
                     name="kiosk-fit",
                     daemon=True,  # never outlives the kiosk
                 )
@@ -198,14 +225,19 @@ class FitProcess:
         conn.close()
 
 
-def serve(conn: Any, cancel: Any, niceness: int) -> None:
-    """The child's loop: answer ``("fit", model, data, config)`` until ``("stop",)`` or EOF."""
+def serve(conn: Any, cancel: Any, niceness: int, blas_threads: int | None = None) -> None:
+    """The child's loop: answer ``("fit", model, data, config)`` and ``("threads",)``
+    until ``("stop",)`` or EOF."""
     _lower_priority(niceness)
+    _limit_blas(blas_threads)
     while True:
         try:
             message = conn.recv()
         except (EOFError, OSError):
             return  # the parent is gone
+        if message[0] == "threads":
+            conn.send(("threads", _blas_threads()))
+            continue
         if message[0] != "fit":
             return
         _, model, data, config = message
@@ -217,6 +249,23 @@ def serve(conn: Any, cancel: Any, niceness: int) -> None:
             conn.send(("error", _picklable(error)))
         else:
             conn.send(("done", (model, result)))
+
+
+def _limit_blas(threads: int | None) -> None:
+    """Cap the BLAS thread pools of this process for the rest of its life."""
+    if threads is None:
+        return
+    from threadpoolctl import threadpool_limits
+
+    # The returned limiter would restore the old limits when used as a context
+    # manager; kept as a plain call, the cap lasts as long as the child.
+    threadpool_limits(limits=threads, user_api="blas")
+
+
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [int(pool["num_threads"]) for pool in threadpool_info() if pool["user_api"] == "blas"]
 
 
 def _picklable(error: Exception) -> Exception:

@@ -474,6 +474,38 @@ class SoftmaxRegression:
             optimizer="sgd",
         )
 
+    def center_logits(self, mat_x: Any) -> None:
+        """Centre the logits over the classes, then set the logit range from data.
+
+        Softmax ignores a shift common to all classes, so subtracting each
+        row's mean logit changes no probability (up to float rounding): the
+        weights become ``W - W.mean(axis=1)`` and the biases ``b - b.mean()``.
+        What it changes is the saved head: its uint8 output range (from
+        ``logit_min``/``logit_max``, recomputed here on ``mat_x`` with the
+        centred parameters) no longer spends levels on an offset that every
+        logit shares, so the quantized model breaks fewer near-ties. The low
+        end of the range stops ln(512) below the smallest top logit of any row:
+        lower logits round to a probability of 0 in the uint8 output anyway.
+
+        Args:
+            mat_x: (N, D) embeddings whose logits the saved head must represent
+                (the training rows, their mirrored copies, the hold-out), N >= 1.
+        """
+        x = self._features(mat_x, "mat_x")
+        self._weights = (self._weights - self._weights.mean(axis=1, keepdims=True)).astype(
+            np.float32
+        )
+        self._biases = (self._biases - self._biases.mean()).astype(np.float32)
+        logits = x @ self._weights + self._biases
+        top = logits.max(axis=1)
+        # A logit more than ln(512) below its row's top has a probability under
+        # 1/512, which the uint8 softmax output shows as 0 whether or not the
+        # logit is clipped; the range need not reach below that for any row, and
+        # the levels saved go to the logits that decide the top-1.
+        floor = float(top.min()) - math.log(512.0)
+        self._logit_min = max(float(logits.min()), floor)
+        self._logit_max = float(top.max())
+
     # -- saving -----------------------------------------------------------------
 
     def serialize_model(

@@ -13,12 +13,13 @@ the file shrinks (the 1001-class kernel is most of the saving).
 
 What is kept: the input, every op up to the feature tensor (bit for bit, so the cut
 model's output equals that tensor of the original), the description, version and
-metadata entries such as ``min_runtime_version``. What is dropped:
-
-- the ``TFLITE_METADATA`` entry (TFLite Support metadata): it describes the removed
-  1001-class output and names a label file that is no longer in the model;
-- any data appended after the flatbuffer (these classifiers carry a zip of their
-  labels there): repacking writes the flatbuffer only.
+metadata entries such as ``min_runtime_version``. What is rewritten: the
+``TFLITE_METADATA`` entry (TFLite Support metadata) keeps the model's name,
+author, license, version and input description (its normalization stays true)
+but describes the new output, a feature vector, instead of the removed
+1001-class output. What is dropped: the files packed after the flatbuffer
+(these classifiers carry a zip of their labels there), which name classes the
+cut model no longer has.
 
 The result satisfies ``kiosk.learn.tflite_head.inspect_extractor`` and so works with
 ``EmbeddingExtractor``, ``SoftmaxRegression.serialize_model`` and ``kiosk-train``.
@@ -28,8 +29,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kiosk.learn import tflite_head
+from kiosk.learn import metadata, tflite_head
 from kiosk.learn.tflite_head import _schema
+from kiosk.learn.tflite_metadata import METADATA_NAME as STANDARD_METADATA_NAME
+from kiosk.learn.tflite_metadata import (
+    ModelDescription,
+    TensorDescription,
+    build_model_metadata,
+    packed_files,
+)
 
 __all__ = ["SurgeryResult", "cut_classifier_head"]
 
@@ -73,6 +81,8 @@ class SurgeryResult:
         removed_tensors: how many tensors were removed.
         removed_buffers: how many buffers were removed.
         dropped_metadata: names of the metadata entries that were dropped.
+        rewritten_metadata: names of the entries rewritten for the new output.
+        dropped_files: names of the packed files (after the flatbuffer) left out.
     """
 
     model: bytes
@@ -83,6 +93,8 @@ class SurgeryResult:
     removed_tensors: int
     removed_buffers: int
     dropped_metadata: tuple[str, ...]
+    rewritten_metadata: tuple[str, ...] = ()
+    dropped_files: tuple[str, ...] = ()
 
 
 def cut_classifier_head(model: bytes) -> SurgeryResult:
@@ -129,10 +141,19 @@ def cut_classifier_head(model: bytes) -> SurgeryResult:
     subgraph.operators = [op for i, op in enumerate(subgraph.operators) if i in kept_ops]
     tensor_count = len(subgraph.tensors)
     _remap_tensors(model_t, subgraph, feature)
+    previous = metadata.standard_entry(model_t)
     dropped = _drop_stale_metadata(model_t)
     buffer_count = len(model_t.buffers)
     _remap_buffers(model_t, subgraph)
     _remap_operator_codes(model_t, subgraph)
+    rewritten: tuple[str, ...] = ()
+    if previous is not None:
+        described = _extractor_description(previous, feature_shape)
+        metadata.set_entry(model_t, STANDARD_METADATA_NAME, build_model_metadata(described))
+        rewritten, dropped = (
+            (STANDARD_METADATA_NAME,),
+            tuple(d for d in dropped if d != STANDARD_METADATA_NAME),
+        )
 
     tflite_head._align_buffers(model_t)
     cut = tflite_head._serialize(model_t, len(model))
@@ -145,8 +166,30 @@ def cut_classifier_head(model: bytes) -> SurgeryResult:
         feature_index=feature,
         removed_ops=removed_ops,
         removed_tensors=tensor_count - len(subgraph.tensors),
-        removed_buffers=buffer_count - len(model_t.buffers),
+        removed_buffers=buffer_count - len(model_t.buffers) + len(rewritten),
         dropped_metadata=dropped,
+        rewritten_metadata=rewritten,
+        dropped_files=tuple(packed_files(model)),
+    )
+
+
+def _extractor_description(
+    previous: ModelDescription, feature_shape: tuple[int, ...]
+) -> ModelDescription:
+    """The classifier's standard metadata, turned to describe its feature output."""
+    dim = feature_shape[-1] if feature_shape else 0
+    origin = f" of {previous.name}" if previous.name else ""
+    what = f"{dim}-d feature vector that fed the logits layer{origin}"
+    embedding = TensorDescription(name="embedding", description=f"uint8 {what}")
+    return ModelDescription(
+        name=f"{previous.name} embedding extractor".strip(),
+        description=f"Embedding extractor made by kiosk-extractor: the {what}. "
+        + previous.description,
+        version=previous.version,
+        author=previous.author,
+        license=previous.license,
+        inputs=previous.inputs,
+        outputs=(embedding,),
     )
 
 

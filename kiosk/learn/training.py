@@ -153,6 +153,11 @@ class TrainingProgress(NamedTuple):
             whole training set (L-BFGS), for the weights the loss was computed with.
         val_accuracy: fraction correct on (at most 512 rows of) the validation
             set, or None without validation data.
+        phase: which fit of a recipe this report belongs to: ``"fit"`` for a
+            plain ``SoftmaxRegression.fit``; ``kiosk.learn.recipe.fit_head``
+            reports ``"holdout"`` (the fit scored on the hold-out) then
+            ``"refit"`` (every sample; no validation accuracy), with one
+            iteration count running across both.
     """
 
     iteration: int
@@ -160,6 +165,7 @@ class TrainingProgress(NamedTuple):
     loss: float
     train_accuracy: float
     val_accuracy: float | None
+    phase: str = "fit"
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,0 +1,141 @@
+"""The "not sure" gate, mirror-averaged prediction and the fidelity check's views,
+on real MobileNet embeddings and a saved model run by the real interpreter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from kiosk.embedding import EmbeddingExtractor
+from kiosk.learn.fidelity import fidelity_inputs
+from kiosk.learn.gate import DEFAULT_NOVELTY_LIMIT, NotSureGate, is_sure
+from kiosk.learn.imprint import l2_normalize
+from kiosk.learn.live import average_views, mirrored
+from kiosk.learn.recipe import LabelledEmbeddings, TrainingSettings, fit_head
+from kiosk.vision.runtime import load_interpreter
+from tests.conftest import CORE50, DATA
+
+CLASSES = ("ball", "can", "glasses")
+TRAIN_PER_CLASS = 4
+
+
+def _rgb(path: Path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope="module")
+def taught(cpu_extractor_path: Path):
+    """A head taught 4 CORe50 frames of 3 objects (with mirrored copies), as kiosk does."""
+    extractor = EmbeddingExtractor(cpu_extractor_path, num_threads=2, edgetpu=False)
+    train, held_out, y, y_held = [], [], [], []
+    for label, name in enumerate(CLASSES):
+        frames = sorted((CORE50 / name).glob("*.png"))
+        inputs = [extractor.preprocess(_rgb(f)) for f in frames]
+        train += inputs[:TRAIN_PER_CLASS]
+        held_out += inputs[TRAIN_PER_CLASS:]
+        y += [label] * TRAIN_PER_CLASS
+        y_held += [label] * (len(frames) - TRAIN_PER_CLASS)
+    x = np.stack([extractor.embed_input(i) for i in train])
+    x_mirror = np.stack([extractor.embed_input(mirrored(i)) for i in train])
+    data = LabelledEmbeddings(x, np.asarray(y), 3, x_mirror, np.ones(len(y), bool))
+    fit = fit_head(data, TrainingSettings(), class_names=CLASSES)
+    return extractor, fit, np.stack(train), x, np.stack(held_out)
+
+
+def _novelty(stored: np.ndarray, embedding: np.ndarray) -> float:
+    return float(1 - np.max(l2_normalize(stored) @ l2_normalize(embedding)))
+
+
+def test_gate_round_trips_and_refuses_nonsense():
+    gate = NotSureGate(0.45, 0.3)
+    assert NotSureGate.from_json(gate.to_json()) == gate
+    assert NotSureGate.from_json({"threshold": 0.5}).novelty_limit == DEFAULT_NOVELTY_LIMIT
+    for document in ([], {}, {"threshold": "x"}, {"threshold": -1}, {"threshold": float("nan")}):
+        with pytest.raises(ValueError):
+            NotSureGate.from_json(document)
+
+
+def test_gate_needs_both_confidence_and_a_familiar_view():
+    gate = NotSureGate(threshold=0.5, novelty_limit=0.3)
+    sure = np.array([0.8, 0.1, 0.1])
+    assert is_sure(sure, 0.05, gate)
+    assert is_sure(sure, None, gate)  # no novelty known: the probability decides
+    assert not is_sure(sure, 0.4, gate)
+    assert not is_sure(np.array([0.4, 0.35, 0.25]), 0.05, gate)
+
+
+def test_gate_flags_an_object_from_another_set_but_not_a_clear_view(taught):
+    extractor, fit, train_inputs, stored, _ = taught
+    assert fit.gate is not None
+    # A clear view: a taught frame mirrored (the live picture shows it from the other side).
+    clear = extractor.embed_input(mirrored(train_inputs[0]))
+    assert is_sure(fit.model.predict_proba(clear), _novelty(stored, clear), fit.gate)
+    # A hand showing a digit: a set the head was never taught.
+    hand = extractor.embed(_rgb(sorted((DATA / "sign_digits_40" / "3").glob("*.JPG"))[0]))
+    assert not is_sure(fit.model.predict_proba(hand), _novelty(stored, hand), fit.gate)
+
+
+def test_average_views():
+    a, b = np.array([0.6, 0.4]), np.array([0.2, 0.8])
+    np.testing.assert_allclose(average_views(a, b), [0.4, 0.6])
+    assert average_views(a).dtype == np.float32
+    with pytest.raises(ValueError):
+        average_views(a, np.ones(3))
+    with pytest.raises(ValueError):
+        average_views()
+
+
+def test_fidelity_inputs_are_reproducible_new_views():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 32, 40, 3), np.uint8)
+    first = fidelity_inputs(images, copies=2, seed=1)
+    again = fidelity_inputs(images, copies=2, seed=1)
+    assert first.inputs.shape == (6, 32, 40, 3) and first.inputs.dtype == np.uint8
+    assert first.source.tolist() == [0, 0, 1, 1, 2, 2]
+    np.testing.assert_array_equal(first.inputs, again.inputs)
+    pairs = zip(first.inputs, first.source, strict=True)
+    assert not any(np.array_equal(view, images[s]) for view, s in pairs)
+    assert "6 new views of 3 stored samples" in first.description
+    assert fidelity_inputs(images[:0]).inputs.shape == (0, 32, 40, 3)
+    for bad in (images[0], images.astype(np.float32)):
+        with pytest.raises(ValueError):
+            fidelity_inputs(bad)
+    with pytest.raises(ValueError):
+        fidelity_inputs(images, copies=0)
+
+
+def test_saved_model_agrees_with_the_float_head_on_views_it_never_fitted(
+    taught, cpu_extractor_path: Path
+):
+    extractor, fit, train_inputs, _, held_out = taught
+    interpreter = load_interpreter(fit.model.serialize_model(cpu_extractor_path))
+    source = interpreter.get_input_details()[0]["index"]
+    sink = interpreter.get_output_details()[0]["index"]
+    views = fidelity_inputs(np.concatenate([held_out, train_inputs]), copies=3, seed=0)
+    agree = []
+    for view in views.inputs:
+        interpreter.set_tensor(source, view[None])
+        interpreter.invoke()
+        saved = int(np.argmax(interpreter.get_tensor(sink)))
+        agree.append(saved == int(fit.model.predict(extractor.embed_input(view))))
+    assert len(agree) == 3 * 31
+    assert np.mean(agree) >= 0.98
+
+
+def test_a_saved_model_carries_its_gate(taught, cpu_extractor_path: Path):
+    from kiosk.learn.metadata import read_not_sure_gate
+
+    _, fit, _, _, _ = taught
+    model = fit.model.serialize_model(
+        cpu_extractor_path,
+        metadata={"class_names": list(CLASSES), "not_sure": fit.gate.to_json()},
+    )
+    assert read_not_sure_gate(model) == fit.gate
+    older = fit.model.serialize_model(
+        cpu_extractor_path, metadata={"class_names": list(CLASSES), "confidence_threshold": 0.5}
+    )
+    assert read_not_sure_gate(older) == NotSureGate(0.5)
+    assert read_not_sure_gate(fit.model.serialize_model(cpu_extractor_path)) is None
