@@ -74,7 +74,7 @@ class CheckInput:
         model_input: (H, W, 3) uint8 RGB at the model's input size.
         embedding: (D,) float32 embedding of ``model_input`` (for the float head).
         group: the head output of its class (agreement is reported per group).
-        kind: what it is ("sample", "mirrored", "perturbed"...), for the report.
+        kind: what it is, in words, for the report (the same for inputs of one kind).
     """
 
     model_input: np.ndarray
@@ -148,8 +148,10 @@ def model_metadata(
                 None if evaluation is None else list(evaluation.per_class_accuracy)
             ),
         },
-        # Below it a prediction should be shown as "not sure".
+        # Below it a prediction should be shown as "not sure"; the whole rule
+        # (with the novelty limit) is "not_sure" (kiosk.learn.metadata.read_not_sure_gate).
         "confidence_threshold": head.confidence_threshold,
+        "not_sure": None if head.gate is None else head.gate.to_json(),
         "extractor": extractor.model_path.name,
         # Duck-typed extractors (tests, wrappers) may not carry a digest.
         "extractor_sha256": getattr(extractor, "sha256", None),
@@ -327,10 +329,11 @@ def _check(
 
 
 def _describe_checks(checks: Sequence[CheckInput]) -> str:
+    """What the check ran on: each kind's description, with how many were usable."""
     kinds: dict[str, int] = {}
     for check in checks:
         kinds[check.kind] = kinds.get(check.kind, 0) + 1
-    return ", ".join(f"{count} {kind}" for kind, count in kinds.items())
+    return "; ".join(kind if count > 1 else f"1 input: {kind}" for kind, count in kinds.items())
 
 
 def check_targets(model_path: Path, labels_path: Path) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from kiosk.learn import SoftmaxRegression, TrainingResult
 from kiosk.learn.evaluation import Evaluation
+from kiosk.learn.gate import NotSureGate
 from kiosk.learn.recipe import TrainingSettings
 from kiosk.store import StoreSnapshot
 
@@ -45,7 +46,8 @@ class TrainedHead:
         settings: the ``TrainingSettings`` it was trained with.
         evaluation: per-class accuracy and confusion on the hold-out (None when
             nothing was held out).
-        confidence_threshold: below it a prediction is "not sure" (None: always sure).
+        gate: when an answer is "not sure": its confidence threshold and the
+            novelty limit (None: always sure).
         mirrored_counts: per head class, how many mirrored copies it trained on.
     """
 
@@ -57,8 +59,13 @@ class TrainedHead:
     trained_at: float
     settings: TrainingSettings
     evaluation: Evaluation | None = None
-    confidence_threshold: float | None = None
+    gate: NotSureGate | None = None
     mirrored_counts: tuple[int, ...] = ()
+
+    @property
+    def confidence_threshold(self) -> float | None:
+        """The top-1 probability below which an answer is "not sure" (part of ``gate``)."""
+        return None if self.gate is None else self.gate.threshold
 
     @property
     def num_classes(self) -> int:

@@ -1,10 +1,14 @@
 """What the picture shows: live predictions and how new the view is (the prediction room).
 
-The trained head answers when it is usable; before the first training (or when
-a trained class was deleted) the head *imprinted* from the captures answers as
+The trained head answers when it is usable, from the frame and its mirror image
+averaged (``kiosk.learn.live``: the head was trained on both views of every
+capture; +0.2 to +1.2 points of accuracy for one more inference), and says
+"not sure" by its ``NotSureGate``: too low a confidence, or a view too far from
+every stored sample (``kiosk.learn.gate``). Before the first training (or when a
+trained class was deleted) the head *imprinted* from the captures answers as
 soon as two classes have samples ("red disc?"). The imprinted head and the
 normalized sample matrix behind the novelty meter are cached per store
-version, so a frame costs one embedding and a few small matrix products.
+version, so a frame costs one or two embeddings and a few small matrix products.
 """
 
 from __future__ import annotations
@@ -16,14 +20,18 @@ from typing import Protocol
 import numpy as np
 
 from kiosk.heads import TrainedHead, head_indices
+from kiosk.learn.gate import NotSureGate, is_sure
 from kiosk.learn.imprint import ImprintedHead, l2_normalize
+from kiosk.learn.live import average_views, mirrored
 from kiosk.store import EmbeddingStore
 
 __all__ = ["Prediction", "Predictor"]
 
 
 class _Embedder(Protocol):
-    def embed(self, image: np.ndarray) -> np.ndarray: ...
+    def preprocess(self, image: np.ndarray) -> np.ndarray: ...
+
+    def embed_input(self, model_input: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,7 +47,9 @@ class Prediction:
         class_indices: (C,) store index of each of the head's classes.
         source: "trained" (the trained head, the one Save writes) or
             "imprinted" (the instant head built from the captures, before training).
-        threshold: confidence below which the answer is "not sure" (None: always sure).
+        gate: when the answer is "not sure" (None: always sure).
+        novelty: how new the view is (1 - the largest cosine similarity to a
+            stored sample), or None when unknown.
     """
 
     class_index: int
@@ -49,12 +59,18 @@ class Prediction:
     class_names: tuple[str, ...]
     class_indices: tuple[int, ...]
     source: str = "trained"
-    threshold: float | None = None
+    gate: NotSureGate | None = None
+    novelty: float | None = None
+
+    @property
+    def threshold(self) -> float | None:
+        """The confidence below which the answer is "not sure" (None: always sure)."""
+        return None if self.gate is None else self.gate.threshold
 
     @property
     def sure(self) -> bool:
-        """False when the confidence is below the head's "not sure" threshold."""
-        return self.threshold is None or self.confidence >= self.threshold
+        """False when the head's gate says "not sure" (too unsure, or too new a view)."""
+        return self.gate is None or is_sure(self.probabilities, self.novelty, self.gate)
 
 
 class Predictor:
@@ -93,40 +109,66 @@ class Predictor:
         """Classify a (H, W, 3) uint8 RGB frame with the trained head; None without one."""
         if self.trained_indices() is None:
             return None  # spare the embedding
-        return self.predict_embedding(self._extractor.embed(frame))
+        return self.observe(frame)[0]
 
     def predict_live(self, frame: np.ndarray) -> Prediction | None:
         """What the preview shows: the trained head, else the imprinted one (None: neither)."""
-        if self.trained_indices() is None and self.imprinted_head() is None:
-            return None
-        return self.predict_live_embedding(self._extractor.embed(frame))
+        return self.observe(frame)[0]
 
     def observe(self, frame: np.ndarray) -> tuple[Prediction | None, float | None]:
-        """``predict_live`` and ``novelty`` of one frame from a single embedding.
+        """The live prediction and the novelty of one (H, W, 3) uint8 RGB frame.
 
-        (None, None) without samples or a head: the frame is not even embedded.
+        With a usable trained head: the frame and its mirror image are embedded
+        and the head's probabilities averaged. Before training: the imprinted
+        head on the frame. (None, None) without samples or a head: the frame is
+        not even embedded.
         """
-        if self.trained_indices() is None and self._store.total_samples == 0:
+        trained = self.trained_indices() is not None
+        if not trained and self._store.total_samples == 0:
             return None, None
-        embedding = self._extractor.embed(frame)
-        return self.predict_live_embedding(embedding), self.novelty(embedding)
+        model_input = self._extractor.preprocess(frame)
+        embedding = np.asarray(self._extractor.embed_input(model_input), np.float32)
+        novelty = self.novelty(embedding)
+        if trained:
+            mirror = np.asarray(self._extractor.embed_input(mirrored(model_input)), np.float32)
+            prediction = self.predict_embedding(embedding, mirror, novelty)
+            if prediction is not None:
+                return prediction, novelty
+        return self.predict_live_embedding(embedding, novelty), novelty
 
     # -- embeddings ---------------------------------------------------------------
 
-    def predict_embedding(self, embedding: np.ndarray) -> Prediction | None:
-        """Classify a (D,) embedding with the trained float head (the one Save writes)."""
+    def predict_embedding(
+        self,
+        embedding: np.ndarray,
+        mirror: np.ndarray | None = None,
+        novelty: float | None = None,
+    ) -> Prediction | None:
+        """Classify a (D,) embedding with the trained float head (the one Save writes).
+
+        Args:
+            embedding: (D,) of the view.
+            mirror: (D,) of the mirrored view: the probabilities of both are averaged.
+            novelty: the view's novelty, for the "not sure" gate (None: unknown).
+        """
         head = self._head()
         indices = head_indices(head, self._store.class_ids)
         if head is None or indices is None:
             return None
-        probabilities = np.asarray(
-            head.model.predict_proba(np.asarray(embedding, np.float32)), np.float32
-        ).reshape(-1)
-        return self._prediction(probabilities, indices, "trained", head.confidence_threshold)
+        views = [embedding] if mirror is None else [embedding, mirror]
+        probabilities = average_views(
+            *(
+                np.asarray(head.model.predict_proba(np.asarray(v, np.float32))).reshape(-1)
+                for v in views
+            )
+        )
+        return self._prediction(probabilities, indices, "trained", head.gate, novelty)
 
-    def predict_live_embedding(self, embedding: np.ndarray) -> Prediction | None:
-        """``predict_live`` for a (D,) embedding."""
-        prediction = self.predict_embedding(embedding)
+    def predict_live_embedding(
+        self, embedding: np.ndarray, novelty: float | None = None
+    ) -> Prediction | None:
+        """``predict_live`` for a (D,) embedding (no mirror)."""
+        prediction = self.predict_embedding(embedding, novelty=novelty)
         if prediction is not None:
             return prediction
         imprinted = self.imprinted_head()
@@ -135,7 +177,7 @@ class Predictor:
         indices, head = imprinted
         probabilities = head.predict_proba(np.asarray(embedding, np.float32)).reshape(-1)
         try:
-            return self._prediction(probabilities, indices, "imprinted", None)
+            return self._prediction(probabilities, indices, "imprinted", None, novelty)
         except IndexError:  # a class was removed since the snapshot: next frame
             return None
 
@@ -182,7 +224,8 @@ class Predictor:
         probabilities: np.ndarray,
         indices: tuple[int, ...],
         source: str,
-        threshold: float | None,
+        gate: NotSureGate | None,
+        novelty: float | None,
     ) -> Prediction:
         names = self._store.class_names
         top = int(np.argmax(probabilities))
@@ -194,7 +237,8 @@ class Predictor:
             class_names=tuple(names[i] for i in indices),
             class_indices=indices,
             source=source,
-            threshold=threshold,
+            gate=gate,
+            novelty=novelty,
         )
 
 

@@ -58,6 +58,7 @@ from kiosk.history import (
     Step,
 )
 from kiosk.learn import TrainingConfig, TrainingProgress, TrainingResult
+from kiosk.learn.fidelity import fidelity_inputs
 from kiosk.learn.fit_process import Fitter
 from kiosk.learn.recipe import LabelledEmbeddings, TrainingSettings, fit_head
 from kiosk.predict import Prediction, Predictor
@@ -77,11 +78,13 @@ __all__ = [
     "TrainedHead",
 ]
 
-# Save checks the written model on at most this many samples per class and
-# about this many in all: each costs one or two inferences (~6 ms each on 2
-# cores), and Save should take about a second, not ten, with many classes.
-MAX_CHECK_PER_CLASS = 30
-MAX_CHECK_TOTAL = 80
+# Save checks the written model on new views of at most this many samples per
+# class and about this many in all: each view costs two inferences (~6 ms each
+# on 2 cores), and Save should take about a second, not ten, with many classes.
+MAX_CHECK_PER_CLASS = 20
+MAX_CHECK_TOTAL = 48
+# New views made of each checked sample.
+FIDELITY_VIEWS = 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -338,7 +341,7 @@ class TeachingSession:
                 trained_at=time.time(),
                 settings=fit.settings,
                 evaluation=fit.evaluation,
-                confidence_threshold=fit.confidence_threshold,
+                gate=fit.gate,
                 mirrored_counts=_mirrored_counts(data, with_mirror),
             )
             self._head = head  # one reference swap: readers see the old or the new head
@@ -438,14 +441,21 @@ class TeachingSession:
             return self.commit_save(staged)
 
     def check_inputs(self, head: TrainedHead) -> list[CheckInput]:
-        """Stored samples with images, spread evenly over each head class's captures,
-        each as itself and mirrored: the inputs of Save's fidelity check."""
+        """The inputs of Save's fidelity check: new views of stored samples.
+
+        After the refit the head has fitted every stored sample and its mirror,
+        so agreement on them says little; each stored sample (spread evenly over
+        each head class's captures) gives ``FIDELITY_VIEWS`` cropped, shifted,
+        rotated, re-lit and sometimes mirrored views (``kiosk.learn.fidelity``),
+        each embedded here for the float head.
+        """
         snapshot = self.store.snapshot()
         per_class = min(
             MAX_CHECK_PER_CLASS, max(1, math.ceil(MAX_CHECK_TOTAL / max(1, head.num_classes)))
         )
         position = {class_id: i for i, class_id in enumerate(snapshot.class_ids)}
-        checks: list[CheckInput] = []
+        inputs: list[np.ndarray] = []
+        outputs: list[int] = []
         for output, class_id in enumerate(head.class_ids):
             index = position.get(class_id)
             if index is None:
@@ -455,8 +465,26 @@ class TeachingSession:
                 picks = np.linspace(0, len(with_image) - 1, per_class).round().astype(int)
                 with_image = [with_image[i] for i in picks]
             for sample in with_image:
-                checks.extend(_check_inputs(sample, output))
-        return checks
+                try:
+                    decoded = decode_model_input(sample.image or b"")
+                except ValueError:
+                    continue
+                if inputs and decoded.shape != inputs[0].shape:
+                    continue  # stored for another model input size
+                inputs.append(decoded)
+                outputs.append(output)
+        if not inputs:
+            return []
+        views = fidelity_inputs(np.stack(inputs), copies=FIDELITY_VIEWS, seed=0)
+        return [
+            CheckInput(
+                view,
+                np.asarray(self.extractor.embed_input(view), np.float32),
+                outputs[int(source)],
+                views.description,
+            )
+            for view, source in zip(views.inputs, views.source, strict=True)
+        ]
 
     # -- loading ------------------------------------------------------------------
 
@@ -520,16 +548,3 @@ def _mirrored_counts(data: LabelledEmbeddings, has_mirror: np.ndarray | None) ->
     if has_mirror is None:
         return (0,) * data.num_classes
     return tuple(int(n) for n in np.bincount(data.y[has_mirror], minlength=data.num_classes))
-
-
-def _check_inputs(sample: Sample, output: int) -> list[CheckInput]:
-    """A stored sample as fidelity-check inputs: itself and, when it has one, its mirror."""
-    try:
-        model_input = decode_model_input(sample.image or b"")
-    except ValueError:
-        return []
-    checks = [CheckInput(model_input, sample.embedding, output, "samples")]
-    if sample.flipped is not None:
-        mirrored = np.ascontiguousarray(model_input[:, ::-1])
-        checks.append(CheckInput(mirrored, sample.flipped, output, "mirrored copies"))
-    return checks

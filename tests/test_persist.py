@@ -79,7 +79,7 @@ def assert_same(a: TeachingSession, b: TeachingSession) -> None:
         np.testing.assert_array_equal(ha.model.biases, hb.model.biases)
         assert (ha.model.logit_min, ha.model.logit_max) == (hb.model.logit_min, hb.model.logit_max)
         assert ha.class_ids == hb.class_ids and ha.sample_ids == hb.sample_ids
-        assert ha.settings == hb.settings and ha.confidence_threshold == hb.confidence_threshold
+        assert ha.settings == hb.settings and ha.gate == hb.gate
         assert ha.mirrored_counts == hb.mirrored_counts
         assert (ha.evaluation is None) == (hb.evaluation is None)
         if ha.evaluation is not None and hb.evaluation is not None:

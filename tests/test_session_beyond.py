@@ -194,3 +194,28 @@ def test_observe_gives_prediction_and_novelty_from_one_embedding() -> None:
     assert far is not None and far > novelty
     session.capture(0, picture(999))  # the cached matrix follows the store
     assert session.observe(picture(999))[1] == pytest.approx(0.0, abs=0.02)
+
+
+def test_the_live_answer_averages_the_mirror_and_the_gate_flags_new_views() -> None:
+    from kiosk.learn.live import mirrored
+    from tests.fakes import FakeExtractor, picture
+
+    session = TeachingSession(FakeExtractor())
+    for c in range(2):
+        session.add_class(f"c{c}")
+        for k in range(6):
+            session.capture(c, picture(100 * c + k))
+    session.train()
+    head = session.head
+    assert head.gate is not None and head.gate.threshold == head.confidence_threshold
+    frame = picture(3)
+    prediction, novelty = session.observe(frame)
+    extractor = session.extractor
+    model_input = extractor.preprocess(frame)
+    views = [extractor.embed_input(model_input), extractor.embed_input(mirrored(model_input))]
+    expected = np.mean([head.model.predict_proba(v) for v in views], axis=0)
+    np.testing.assert_allclose(prediction.probabilities, expected, atol=1e-6)
+    assert prediction.novelty == novelty and prediction.sure
+    # A view unlike anything stored is "not sure", however confident the head is.
+    far = session.predictor.predict_embedding(views[0], views[1], novelty=0.9)
+    assert far.confidence == prediction.confidence and not far.sure

@@ -39,6 +39,7 @@ from kiosk.capture import THUMBNAIL_SIZE
 from kiosk.heads import TrainedHead
 from kiosk.learn import SoftmaxRegression, TrainingResult
 from kiosk.learn.evaluation import evaluation_from_confusion
+from kiosk.learn.gate import NotSureGate
 from kiosk.learn.recipe import TrainingSettings
 from kiosk.persist.files import ProjectError
 from kiosk.persist.npz import NpzWriter, iter_byte_rows, iter_rows, read_npz
@@ -286,7 +287,7 @@ def head_facts(head: TrainedHead) -> dict[str, Any]:
         "reg": model.reg,
         "trained_at": head.trained_at,
         "settings": head.settings.to_json(),
-        "confidence_threshold": head.confidence_threshold,
+        "gate": None if head.gate is None else head.gate.to_json(),
         "mirrored_counts": list(head.mirrored_counts),
         "evaluation_names": (
             None if head.evaluation is None else list(head.evaluation.class_names)
@@ -368,7 +369,11 @@ def read_head(
             if a["confusion"].shape != (c, c) or len(eval_names) != c:
                 raise ValueError("the evaluation does not match the classes")
             evaluation = evaluation_from_confusion(a["confusion"], eval_names)
-        threshold = facts.get("confidence_threshold")
+        gate = None
+        if facts.get("gate") is not None:
+            gate = NotSureGate.from_json(facts["gate"])
+        elif facts.get("confidence_threshold") is not None:  # a head from before the gate
+            gate = NotSureGate(_unit(facts["confidence_threshold"]))
         mirrored = tuple(_int(n) for n in facts.get("mirrored_counts") or ())
         return TrainedHead(
             model=model,
@@ -379,7 +384,7 @@ def read_head(
             trained_at=_float(facts["trained_at"]),
             settings=TrainingSettings.from_json(facts["settings"]),
             evaluation=evaluation,
-            confidence_threshold=None if threshold is None else _unit(threshold),
+            gate=gate,
             mirrored_counts=mirrored if len(mirrored) == c else (0,) * c,
         )
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as error:
