@@ -11,6 +11,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from kiosk.dataset import read_rgb
+from kiosk.learn.gate import NotSureGate
 from kiosk.ui.video_view import NOVELTY_FULL
 from kiosk.vision.sources import DemoSource, ImageFolderSource
 
@@ -129,7 +130,7 @@ def test_not_sure_bars_banner_and_screenshots(make_kiosk, qtbot, artifacts) -> N
     session = controller.session
     # A threshold no answer reaches: every prediction is "not sure".
     contents = session.contents()
-    head = dataclasses.replace(session.head, confidence_threshold=1.01)
+    head = dataclasses.replace(session.head, gate=NotSureGate(threshold=1.01))
     session.replace(dataclasses.replace(contents, head=head))
     source.show(None)  # the empty table
     predictions: list = []
