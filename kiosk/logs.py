@@ -109,7 +109,7 @@ class _ProgramFormatter(logging.Formatter):
         return text
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler[TextIO]):
     """Writes to whatever ``sys.stderr`` is at the time of the record, not at setup.
 
     A test harness (or an embedding program) may replace ``sys.stderr`` after
@@ -117,7 +117,7 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     write into a closed one.
     """
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> TextIO:
         return sys.stderr
 

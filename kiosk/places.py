@@ -323,7 +323,7 @@ class Places:
 
     def drives(self) -> list[Place]:
         """Mounted drives: ``<media root>/<label>`` or ``<media root>/<user>/<label>``."""
-        found: list[Place] = []
+        found: list[Path] = []
         for root in self.media_roots:
             for first in _subfolders(root):
                 if self.is_mount(first):

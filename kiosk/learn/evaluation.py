@@ -115,8 +115,8 @@ def evaluation_from_confusion(confusion: np.ndarray, class_names: Sequence[str])
     np.fill_diagonal(mixed, 0)
     most: tuple[int, int, int] | None = None
     if mixed.any():
-        a, b = np.unravel_index(int(np.argmax(mixed)), mixed.shape)
-        a, b = sorted((int(a), int(b)))
+        row, col = np.unravel_index(int(np.argmax(mixed)), mixed.shape)
+        a, b = sorted((int(row), int(col)))
         most = (a, b, int(mixed[a, b]))
     total = int(totals.sum())
     return Evaluation(

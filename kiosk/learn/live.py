@@ -31,4 +31,4 @@ def average_views(*probabilities: np.ndarray) -> np.ndarray:
     views = [np.asarray(p, np.float32) for p in probabilities]
     if any(v.shape != views[0].shape for v in views):
         raise ValueError("every view must have the same shape")
-    return np.mean(views, axis=0, dtype=np.float32)
+    return np.asarray(np.mean(views, axis=0, dtype=np.float32))

@@ -27,6 +27,7 @@ The result satisfies ``kiosk.learn.tflite_head.inspect_extractor`` and so works 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from kiosk.learn import metadata, tflite_head
@@ -324,7 +325,7 @@ def _remap_tensors(model_t: _schema.ModelT, subgraph: _schema.SubGraphT, feature
     order = sorted(used)
     new_index = {old: new for new, old in enumerate(order)}
 
-    def remap(indices: object) -> list[int]:
+    def remap(indices: Iterable[int] | None) -> list[int]:
         # -1 marks an omitted optional input and stays as it is.
         return [new_index[t] if t >= 0 else t for t in tflite_head._index_list(indices)]
 

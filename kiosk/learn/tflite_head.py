@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -260,7 +261,7 @@ def _extractor_info(model_t: _schema.ModelT) -> ExtractorInfo:
     )
 
 
-def _index_list(indices: object) -> list[int]:
+def _index_list(indices: Iterable[int] | None) -> list[int]:
     return [] if indices is None else [int(i) for i in indices]
 
 

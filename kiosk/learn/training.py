@@ -568,11 +568,12 @@ def run_lbfgs(
 
     losses: list[float] = []
     was_cancelled = diverged = False
-    loss = None if cancelled() else objective(theta, grad)
-    if loss is None:
+    first_loss = None if cancelled() else objective(theta, grad)
+    if first_loss is None:
         was_cancelled = True
-    elif not math.isfinite(loss):
+    elif not math.isfinite(first_loss):
         diverged = True
+    loss = math.nan if first_loss is None else float(first_loss)
     # Logit extremes and correct count of the current point, from its evaluation.
     stats = (objective.logit_min, objective.logit_max, objective.correct)
     # When no step along the L-BFGS or the steepest-descent direction decreases
@@ -645,7 +646,7 @@ def run_lbfgs(
     result = TrainingResult(
         iterations=iteration,
         num_iter=config.num_iter,
-        loss=losses[-1] if losses else (math.nan if loss is None else float(loss)),
+        loss=losses[-1] if losses else loss,
         train_accuracy=correct / len(y),
         val_accuracy=val_accuracy,
         cancelled=was_cancelled,

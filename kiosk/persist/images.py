@@ -183,7 +183,7 @@ def _fit(
     kept, stopped, left_out = [], None, 0
     for name, samples in additions:
         have = counts.get(class_name_key(name), 0)
-        fitting = []
+        fitting: list[Sample] = []
         for sample in samples:
             if have + len(fitting) >= store.max_samples_per_class:
                 stopped = f"a class holds at most {store.max_samples_per_class} samples"

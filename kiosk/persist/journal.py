@@ -229,7 +229,7 @@ def _read_state(folder: Path) -> dict[str, Any]:
         )
     if state.get("role") not in ROLES:
         raise ProjectError(f"{folder / STATE}: unknown role {state.get('role')!r}")
-    kinds = {
+    kinds: dict[str, type | tuple[type, ...]] = {
         "extractor": dict,
         "classes": list,
         "segments": list,
@@ -406,7 +406,7 @@ def _choose(
         live = ~np.isin(index.ids, np.fromiter(removed, np.int64, len(removed)))
         live &= np.isin(index.class_ids, np.fromiter(known, np.int64, len(known)))
         image = np.diff(index.image_offsets)
-        for row in np.flatnonzero(live):
+        for row in np.flatnonzero(live).tolist():
             sample_id = int(index.ids[row])
             per_class.setdefault(int(index.class_ids[row]), []).append((sample_id, s, int(row)))
             sizes[sample_id] = (

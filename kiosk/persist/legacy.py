@@ -46,8 +46,8 @@ _SAMPLES = {
 _HEAD = {"weights": ("f", 2), "biases": ("f", 1), "loss_history": ("f", 1)}
 
 
-def _rows(path: Path, feature_dim: int, extra: Mapping[str, tuple[str, int]] = ()) -> dict:
-    spec = {**_SAMPLES, **dict(extra)}
+def _rows(path: Path, feature_dim: int, extra: Mapping[str, tuple[str, int]] | None = None) -> dict:
+    spec = {**_SAMPLES, **(extra or {})}
     a = read_npz(path, spec, MAX_FILE_BYTES)
     n = len(a["created"])
     if a["embeddings"].shape != (n, feature_dim) or len(a["thumbnails"]) != n:

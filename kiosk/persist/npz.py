@@ -83,7 +83,7 @@ class NpzWriter:
             np.lib.format.write_array_header_1_0(member, header)
             for chunk in chunks:
                 data = np.ascontiguousarray(chunk, dtype=dtype)
-                member.write(memoryview(data).cast("B"))
+                member.write(data.data.cast("B"))
                 written += data.nbytes
         if written != expected:
             raise ValueError(f"{name}: wrote {written} bytes, the shape needs {expected}")

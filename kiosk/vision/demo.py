@@ -97,7 +97,9 @@ class DemoScene:
         cy = self.height / 2 + 0.8 * reach * math.sin(0.29 * t + 2 * phase)
         side = math.ceil(_SPRITE * scale * 1.45) + 2
         x0, y0 = int(cx) - side // 2, int(cy) - side // 2
-        matrix = cv2.getRotationMatrix2D((_SPRITE / 2, _SPRITE / 2), angle, scale)
+        matrix = np.asarray(
+            cv2.getRotationMatrix2D((_SPRITE / 2, _SPRITE / 2), angle, scale), np.float64
+        )
         matrix[:, 2] += (side / 2 - _SPRITE / 2, side / 2 - _SPRITE / 2)
         size = (side, side)
         warped = cv2.warpAffine(color, matrix, size, flags=cv2.INTER_LINEAR)
