@@ -295,8 +295,8 @@ def read_rgb(path: Path) -> np.ndarray:
 
 def capture_embeddings(root: Path) -> CaptureEmbeddings:
     """Embeds a folder set through the kiosk's own extractor and capture path (cached)."""
+    from kiosk.capture import decode_model_input, encode_model_input
     from kiosk.embedding import EmbeddingExtractor
-    from kiosk.session import decode_model_input, encode_model_input
 
     files, labels, names = list_image_folder(root)
     path = _cache_path("capture", str(root), [f.name for f in files])
