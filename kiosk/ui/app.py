@@ -17,6 +17,13 @@ from typing import Any
 
 from kiosk import __version__
 
+# How often the GUI thread looks at the allocation counts (s). Young collections
+# are cheap, so often enough that garbage never piles up.
+GC_INTERVAL_S = 0.1
+
+# The GUI-thread garbage collector ``run`` installs (a pyqtgraph GarbageCollector).
+gc_collector: Any = None
+
 
 @dataclass
 class Kiosk:
@@ -71,13 +78,13 @@ def build(
     (default: the store's own). ``places`` (a ``kiosk.places.Places``) are the
     folders Save and the project rows may use (default: the data folder's).
 
-    Needs the QApplication; from here on Python's cyclic garbage collection runs
-    only on the GUI thread (``kiosk.ui.gc_guard``).
+    Needs the QApplication. ``run`` also moves Python's cyclic garbage collection
+    to the GUI thread (``install_gc_collector``); a test that calls ``build`` alone
+    keeps the interpreter's own.
     """
     from kiosk.learn.recipe import TrainingSettings
     from kiosk.session import TeachingSession
     from kiosk.ui.controller import BURST_HZ, Controller
-    from kiosk.ui.gc_guard import collect_on_gui_thread
     from kiosk.ui.lock import UNLOCK_SECONDS, OperatorLock
     from kiosk.ui.main_window import MainWindow
     from kiosk.vision.grabber import FrameGrabber
@@ -86,7 +93,6 @@ def build(
         settings = TrainingSettings(config=training_config) if training_config else None
         store = _make_store(extractor, max_samples_per_class, max_memory_mb)
         session = TeachingSession(extractor, store, settings=settings)
-    collect_on_gui_thread()
     saver, restored = None, None
     if autosave or autosave_dir is not None:
         saver, restored = _restore_autosave(session, autosave_dir, fresh)
@@ -247,6 +253,7 @@ def run(
     # Matches kiosk.desktop, so a compositor or taskbar shows the same icon.
     app.setDesktopFileName("kiosk")
     app.setWindowIcon(QIcon(str(icon_path())))
+    install_gc_collector()
     kiosk = build(
         extractor,
         source,
@@ -270,6 +277,25 @@ def run(
         return int(app.exec())
     finally:
         kiosk.close()
+
+
+def install_gc_collector() -> Any:
+    """Run Python's cyclic garbage collection on the GUI thread only, from now on.
+
+    Automatic collection runs in whichever thread is allocating when a threshold
+    trips. When that is a worker (vision, save, a task) and the garbage holds Qt
+    widgets, say a closed dialog caught in a reference cycle, they are destroyed
+    off the GUI thread: Qt forbids that, and the two threads can deadlock over a
+    Qt mutex and the interpreter lock. pyqtgraph's ``GarbageCollector`` switches
+    automatic collection off and collects, generation by generation, from a
+    GUI-thread timer. Idempotent; returns the collector (kept in ``gc_collector``).
+    """
+    global gc_collector
+    if gc_collector is None:
+        from pyqtgraph.util.garbage_collector import GarbageCollector
+
+        gc_collector = GarbageCollector(interval=GC_INTERVAL_S)
+    return gc_collector
 
 
 def icon_path() -> Path:
