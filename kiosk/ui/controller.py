@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal, Slot
-from superqt.utils import FunctionWorker, WorkerBase, create_worker, ensure_main_thread, qthrottled
+from PySide6.QtCore import QObject, Qt, QThread, QThreadPool, QTimer, Signal, Slot
+from superqt.utils import FunctionWorker, WorkerBase, create_worker, qthrottled
 
 from kiosk.coaching import class_hint
 from kiosk.export import SaveCancelled, SaveReport, StagedModel
@@ -129,6 +129,8 @@ class Controller(QObject):
     noveltyChanged = Signal(object)  # float | None: how new the view is (kiosk.coaching.novelty)
     duplicateCaptured = Signal(int, str)  # class index, coaching text: a near-duplicate sample
 
+    _storeChangedElsewhere = Signal()  # bounces store listener calls into this thread
+
     def __init__(
         self,
         session: TeachingSession,
@@ -160,6 +162,11 @@ class Controller(QObject):
         self._refresh_pending = False
         self._shut_down = False
 
+        # Session events may come from a worker thread: re-emit through a queued
+        # signal so every widget update happens here, on the GUI thread.
+        self._storeChangedElsewhere.connect(
+            self._on_store_changed, Qt.ConnectionType.QueuedConnection
+        )
         self._connections = [
             (signal, listen(signal, self._store_listener)) for signal in _session_signals(session)
         ]
@@ -722,13 +729,18 @@ class Controller(QObject):
 
     # ----------------------------------------------------------- worker callbacks
     def _store_listener(self, *args: object) -> None:
-        # Any thread. A change made here (a click) refreshes at once; a burst of
-        # them made on a worker thread is coalesced into one refresh over here.
-        if not self._refresh_pending:
-            self._refresh_pending = True
+        # Any thread. A change made here (a click) refreshes at once; one made on
+        # a worker thread is bounced over, and a burst of them is coalesced.
+        # Not superqt's ensure_main_thread: called from a worker thread it makes
+        # a QObject per call that is freed inside its own queued slot, and with
+        # PySide6 6.11 a few thousand calls crash the process (use after free).
+        if QThread.currentThread() == self.thread():
             self._on_store_changed()
+        elif not self._refresh_pending:
+            self._refresh_pending = True
+            self._storeChangedElsewhere.emit()
 
-    @ensure_main_thread
+    @Slot()
     def _on_store_changed(self) -> None:
         self._refresh_pending = False
         if self._shut_down:
