@@ -19,8 +19,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import numpy as np
+from psygnal import SignalInstance
 from PySide6.QtCore import QObject, Qt, QThread, QThreadPool, QTimer, Signal, Slot
 from superqt.utils import FunctionWorker, WorkerBase, create_worker, qthrottled
 
@@ -38,6 +40,7 @@ from kiosk.ui.workers import (
     TrainingWorker,
     VisionWorker,
 )
+from kiosk.vision.grabber import FrameGrabber
 
 # A held capture button records this many samples a second...
 BURST_HZ = 10.0
@@ -51,6 +54,8 @@ SOURCE_POLL_MS = 200
 # (training, a save or a task) needs another, and the job before it may still be
 # returning. The pool's default is the core count, 1 on a single-core board.
 POOL_THREADS = 3
+
+Result = TypeVar("Result")  # what a run_task call returns
 
 
 class AppState(enum.Enum):
@@ -134,7 +139,7 @@ class Controller(QObject):
     def __init__(
         self,
         session: TeachingSession,
-        grabber: Any,
+        grabber: FrameGrabber,
         *,
         output: str | Path | None = None,
         burst_hz: float = BURST_HZ,
@@ -323,7 +328,7 @@ class Controller(QObject):
     def class_count(self) -> int:
         return len(self.session.store.class_names)
 
-    def thumbnails(self, class_index: int, n: int = 4) -> list[Any]:
+    def thumbnails(self, class_index: int, n: int = 4) -> list[np.ndarray]:
         """The newest ``n`` thumbnails of a class, newest first: (h, w, 3) uint8 each."""
         try:
             return list(self.session.store.latest_thumbnails(class_index, n))
@@ -666,8 +671,8 @@ class Controller(QObject):
     def run_task(
         self,
         busy_text: str,
-        call: Callable[[], Any],
-        on_done: Callable[[Any], None],
+        call: Callable[[], Result],
+        on_done: Callable[[Result], None],
         on_failed: Callable[[Exception], None] | None = None,
     ) -> bool:
         """Run ``call`` off the GUI thread (state WORKING, ``busy_text`` on the status line).
@@ -682,7 +687,7 @@ class Controller(QObject):
             return False
         self._drop_pending_captures()
         self._task_callbacks = (on_done, on_failed or self._say_task_failed)
-        task: FunctionWorker[Any] = create_worker(
+        task: FunctionWorker[Result] = create_worker(
             call,
             _start_thread=False,
             _connect={"returned": self._on_task_done, "errored": self._on_task_failed},
@@ -696,21 +701,26 @@ class Controller(QObject):
         self._say(str(error) or type(error).__name__, "error")
 
     @Slot(object)
-    def _on_task_done(self, result: Any) -> None:
-        self._finish_task(0, result)
+    def _on_task_done(self, result: object) -> None:
+        callbacks = self._end_task()
+        if callbacks is not None:
+            callbacks[0](result)
+            self._publish()
 
     @Slot(object)
     def _on_task_failed(self, error: Exception) -> None:
-        self._finish_task(1, error)
+        callbacks = self._end_task()
+        if callbacks is not None:
+            callbacks[1](error)
+            self._publish()
 
-    def _finish_task(self, which: int, value: Any) -> None:
+    def _end_task(self) -> tuple[Callable[[Any], None], Callable[[Exception], None]] | None:
+        """Back to resting; the task's (on_done, on_failed), or None after shutdown."""
         callbacks, self._task_callbacks = self._task_callbacks, None
         if self._shut_down:
-            return
+            return None
         self._set_state(self._resting_state())
-        if callbacks is not None:
-            callbacks[which](value)
-        self._publish()
+        return callbacks
 
     # --------------------------------------------------------------------- source
     def retry_source(self) -> None:
@@ -791,7 +801,7 @@ def store_full_message(store: EmbeddingStore, class_index: int, text: str) -> st
     )
 
 
-def _session_signals(session: TeachingSession) -> list[Any]:
+def _session_signals(session: TeachingSession) -> list[SignalInstance]:
     """Every signal after which the window may have to show something else."""
     store = session.store.events
     return [
