@@ -13,18 +13,40 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING
 
 from kiosk import __version__
+
+if TYPE_CHECKING:  # imported where used: kiosk.cli.kiosk imports this module early
+    from pyqtgraph.util.garbage_collector import GarbageCollector
+
+    from kiosk.config import Settings
+    from kiosk.embedding import EmbeddingExtractor
+    from kiosk.learn import TrainingConfig
+    from kiosk.persist import Autosaver
+    from kiosk.places import Places
+    from kiosk.session import TeachingSession
+    from kiosk.store import EmbeddingStore
+    from kiosk.ui.controller import Controller
+    from kiosk.ui.main_window import MainWindow
+    from kiosk.vision.sources import FrameSource
+
+# How often the GUI thread looks at the allocation counts (s). Young collections
+# are cheap, so often enough that garbage never piles up.
+GC_INTERVAL_S = 0.1
+
+# The GUI-thread garbage collector ``run`` installs (a pyqtgraph GarbageCollector).
+gc_collector: GarbageCollector | None = None
 
 
 @dataclass
 class Kiosk:
     """The assembled application: controller (state, threads) and window."""
 
-    controller: Any  # kiosk.ui.controller.Controller
-    window: Any  # kiosk.ui.main_window.MainWindow
-    autosaver: Any = None  # kiosk.autosave.Autosaver, when autosave is on
+    controller: Controller
+    window: MainWindow
+    autosaver: Autosaver | None = None  # when autosave is on
 
     def close(self) -> None:
         """Stop the threads and write what autosave has pending."""
@@ -34,13 +56,13 @@ class Kiosk:
 
 
 def build(
-    extractor: Any,
-    source: Any,
+    extractor: EmbeddingExtractor,
+    source: FrameSource,
     *,
     output: str | Path | None = None,
     fullscreen: bool = False,
-    session: Any = None,
-    training_config: Any = None,
+    session: TeachingSession | None = None,
+    training_config: TrainingConfig | None = None,
     burst_hz: float | None = None,
     pin_hash: str | None = None,
     unlock_seconds: float | None = None,
@@ -50,7 +72,7 @@ def build(
     model_note: str | None = None,
     max_samples_per_class: int | None = None,
     max_memory_mb: int | None = None,
-    places: Any = None,
+    places: Places | None = None,
 ) -> Kiosk:
     """Wire a session, a grabber, the controller and the window (nothing started yet).
 
@@ -71,13 +93,13 @@ def build(
     (default: the store's own). ``places`` (a ``kiosk.places.Places``) are the
     folders Save and the project rows may use (default: the data folder's).
 
-    Needs the QApplication; from here on Python's cyclic garbage collection runs
-    only on the GUI thread (``kiosk.ui.gc_guard``).
+    Needs the QApplication. ``run`` also moves Python's cyclic garbage collection
+    to the GUI thread (``install_gc_collector``); a test that calls ``build`` alone
+    keeps the interpreter's own.
     """
     from kiosk.learn.recipe import TrainingSettings
     from kiosk.session import TeachingSession
     from kiosk.ui.controller import BURST_HZ, Controller
-    from kiosk.ui.gc_guard import collect_on_gui_thread
     from kiosk.ui.lock import UNLOCK_SECONDS, OperatorLock
     from kiosk.ui.main_window import MainWindow
     from kiosk.vision.grabber import FrameGrabber
@@ -86,8 +108,8 @@ def build(
         settings = TrainingSettings(config=training_config) if training_config else None
         store = _make_store(extractor, max_samples_per_class, max_memory_mb)
         session = TeachingSession(extractor, store, settings=settings)
-    collect_on_gui_thread()
-    saver, restored = None, None
+    saver: Autosaver | None = None
+    restored: tuple[str, str, bool] | None = None
     if autosave or autosave_dir is not None:
         saver, restored = _restore_autosave(session, autosave_dir, fresh)
     # The product starts with two classes ready to fill (not undoable: not a step taken).
@@ -108,7 +130,7 @@ def build(
     other_model = saver is not None and restored is not None and restored[2]
     recovering = False
     built: list[Kiosk] = []
-    if model_note is not None and other_model:
+    if model_note is not None and saver is not None and other_model:
         from kiosk.ui.recovery import offer_reembed
 
         # Asked before the autosave starts: the Edge TPU's journal stays as it
@@ -120,33 +142,30 @@ def build(
         saver.on_error = _autosave_reporter(controller)
         if not recovering:
             saver.start()
-    if restored is not None:
-        restored = restored[:2]
-    if recovering:
-        restored = None  # the recovery says what happens
-    elif model_note is not None:
+    # What the status line says first: (text, level), or None.
+    status = None if restored is None else restored[:2]
+    if model_note is not None:
         from kiosk.ui.badge import CornerBadge
 
         window.cpu_badge = CornerBadge(model_note, window)
-        if other_model:
+    if recovering:
+        status = None  # the recovery says what happens
+    elif model_note is not None:
+        if saver is not None and other_model:
             # CPU embeddings differ slightly from the Edge TPU's: the autosave
             # refuses them rather than mix the two. Say what to do about it.
-            restored = (
+            status = (
                 f"{model_note}. The autosaved samples were made on the Edge TPU "
                 f"model; they are kept unchanged in {saver.folder.name}-kept-<time> beside "
                 "the new autosave",
                 "error",
             )
-        elif restored is None:
-            restored = (model_note, "error")
-        elif restored[1] != "error":
-            restored = (f"{model_note}. {restored[0]}", "error")
-    if recovering:
-        from kiosk.ui.badge import CornerBadge
-
-        window.cpu_badge = CornerBadge(model_note, window)
-    if restored is not None:
-        controller.message.emit(*restored)
+        elif status is None:
+            status = (model_note, "error")
+        elif status[1] != "error":
+            status = (f"{model_note}. {status[0]}", "error")
+    if status is not None:
+        controller.message.emit(*status)
     built.append(Kiosk(controller, window, saver))
     return built[0]
 
@@ -157,7 +176,9 @@ def _drop_autosaver(built: list[Kiosk]) -> None:
         kiosk.autosaver = None
 
 
-def _make_store(extractor: Any, per_class: int | None, memory_mb: int | None) -> Any:
+def _make_store(
+    extractor: EmbeddingExtractor, per_class: int | None, memory_mb: int | None
+) -> EmbeddingStore:
     from kiosk.store import DEFAULT_MAX_BYTES, DEFAULT_MAX_SAMPLES_PER_CLASS, EmbeddingStore
 
     return EmbeddingStore(
@@ -168,8 +189,8 @@ def _make_store(extractor: Any, per_class: int | None, memory_mb: int | None) ->
 
 
 def _restore_autosave(
-    session: Any, folder: str | Path | None, fresh: bool
-) -> tuple[Any, tuple[str, str, bool] | None]:
+    session: TeachingSession, folder: str | Path | None, fresh: bool
+) -> tuple[Autosaver, tuple[str, str, bool] | None]:
     """(the Autosaver, a (text, level, made by another model) status message or None)."""
     from kiosk.persist import Autosaver, OtherModelError
 
@@ -192,7 +213,7 @@ def _restore_autosave(
     return saver, (report.message(), report.level, False)
 
 
-def _autosave_reporter(controller: Any) -> Callable[[str | None], None]:
+def _autosave_reporter(controller: Controller) -> Callable[[str | None], None]:
     def report(text: str | None) -> None:
         # Runs on the autosave thread: a signal emit is safe there (queued to the GUI).
         controller.message.emit(text or "Autosave works again", "error" if text else "ok")
@@ -200,12 +221,12 @@ def _autosave_reporter(controller: Any) -> Callable[[str | None], None]:
     return report
 
 
-def _quit_on_signal(window: Any) -> None:
+def _quit_on_signal(window: MainWindow) -> None:
     # Qt's event loop keeps Python's signal handlers from running; a timer that
     # wakes the interpreter now and then lets Ctrl+C in the terminal quit cleanly.
     from PySide6.QtCore import QTimer
 
-    def handler(signum: int, frame: Any) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
         # systemd stops the service with SIGTERM: that must never wait for a PIN.
         window.quit(force=True)
 
@@ -222,9 +243,9 @@ def _noop() -> None:
 
 
 def run(
-    extractor: Any,
-    source: Any,
-    settings: Any,
+    extractor: EmbeddingExtractor,
+    source: FrameSource,
+    settings: Settings,
     *,
     fresh: bool = False,
     model_note: str | None = None,
@@ -241,12 +262,14 @@ def run(
 
     from kiosk.places import Places
 
+    # Kept referenced until the window closes; the settings below are static.
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "kiosk"])
-    app.setApplicationName("kiosk")
-    app.setApplicationVersion(__version__)
+    QApplication.setApplicationName("kiosk")
+    QApplication.setApplicationVersion(__version__)
     # Matches kiosk.desktop, so a compositor or taskbar shows the same icon.
-    app.setDesktopFileName("kiosk")
-    app.setWindowIcon(QIcon(str(icon_path())))
+    QApplication.setDesktopFileName("kiosk")
+    QApplication.setWindowIcon(QIcon(str(icon_path())))
+    install_gc_collector()
     kiosk = build(
         extractor,
         source,
@@ -270,6 +293,25 @@ def run(
         return int(app.exec())
     finally:
         kiosk.close()
+
+
+def install_gc_collector() -> GarbageCollector:
+    """Run Python's cyclic garbage collection on the GUI thread only, from now on.
+
+    Automatic collection runs in whichever thread is allocating when a threshold
+    trips. When that is a worker (vision, save, a task) and the garbage holds Qt
+    widgets, say a closed dialog caught in a reference cycle, they are destroyed
+    off the GUI thread: Qt forbids that, and the two threads can deadlock over a
+    Qt mutex and the interpreter lock. pyqtgraph's ``GarbageCollector`` switches
+    automatic collection off and collects, generation by generation, from a
+    GUI-thread timer. Idempotent; returns the collector (kept in ``gc_collector``).
+    """
+    global gc_collector
+    if gc_collector is None:
+        from pyqtgraph.util.garbage_collector import GarbageCollector
+
+        gc_collector = GarbageCollector(interval=GC_INTERVAL_S)
+    return gc_collector
 
 
 def icon_path() -> Path:

@@ -363,6 +363,10 @@ class ClassCard(QFrame):
 class ClassPanel(QWidget):
     """A flick-scrolling column of class cards with an Add class button below it."""
 
+    # The cards' scroll area. Named like QWidget.scroll, the method it hides (never
+    # called on a panel): the window and the tests reach the list through it.
+    scroll: QScrollArea  # type: ignore[assignment]
+
     def __init__(
         self,
         controller: Controller,
@@ -389,7 +393,7 @@ class ClassPanel(QWidget):
         self.density = FULL
         self._snapshot: Snapshot | None = None
 
-        layout = QVBoxLayout(self)
+        layout = self._layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(8)
 
@@ -419,9 +423,7 @@ class ClassPanel(QWidget):
         layout.addWidget(self.add_button)
 
         controller.changed.connect(self.on_changed)
-        duplicate = getattr(controller, "duplicateCaptured", None)
-        if duplicate is not None:
-            duplicate.connect(self.flag_duplicate)
+        controller.duplicateCaptured.connect(self.flag_duplicate)
         self.on_changed(controller.snapshot())
 
     # ----------------------------------------------------------------- display
@@ -440,7 +442,7 @@ class ClassPanel(QWidget):
     def list_height(self) -> int:
         """The height the cards have: the panel less the Add class button."""
         button = max(self.add_button.sizeHint().height(), px(TOUCH, self._scale))
-        return self.height() - button - self.layout().spacing()
+        return self.height() - button - self._layout.spacing()
 
     @property
     def compact(self) -> bool:

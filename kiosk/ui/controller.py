@@ -15,12 +15,16 @@ import contextlib
 import dataclasses
 import enum
 import itertools
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
+import numpy as np
+from psygnal import SignalInstance
+from PySide6.QtCore import QObject, Qt, QThread, QThreadPool, QTimer, Signal, Slot
+from superqt.utils import FunctionWorker, WorkerBase, create_worker, qthrottled
 
 from kiosk.coaching import class_hint
 from kiosk.export import SaveCancelled, SaveReport, StagedModel
@@ -29,14 +33,14 @@ from kiosk.learn.fit_process import FitProcess
 from kiosk.session import TeachingSession
 from kiosk.store import EmbeddingStore, StoreFullError, listen
 from kiosk.ui.workers import (
-    CallWorker,
+    PROGRESS_HZ,
     CaptureDone,
     FrameResult,
     TrainingCurve,
     TrainingWorker,
     VisionWorker,
-    WorkerThreads,
 )
+from kiosk.vision.grabber import FrameGrabber
 
 # A held capture button records this many samples a second...
 BURST_HZ = 10.0
@@ -46,6 +50,12 @@ HOLD_DELAY_MS = 300
 MAX_CLASSES = 20
 # How often the grabber's error is looked at.
 SOURCE_POLL_MS = 200
+# Threads Qt's global pool must offer: the vision loop holds one for good, a job
+# (training, a save or a task) needs another, and the job before it may still be
+# returning. The pool's default is the core count, 1 on a single-core board.
+POOL_THREADS = 3
+
+Result = TypeVar("Result")  # what a run_task call returns
 
 
 class AppState(enum.Enum):
@@ -129,7 +139,7 @@ class Controller(QObject):
     def __init__(
         self,
         session: TeachingSession,
-        grabber: Any,
+        grabber: FrameGrabber,
         *,
         output: str | Path | None = None,
         burst_hz: float = BURST_HZ,
@@ -157,7 +167,7 @@ class Controller(QObject):
         self._refresh_pending = False
         self._shut_down = False
 
-        # Session events may come from the vision thread: re-emit through a queued
+        # Session events may come from a worker thread: re-emit through a queued
         # signal so every widget update happens here, on the GUI thread.
         self._storeChangedElsewhere.connect(
             self._on_store_changed, Qt.ConnectionType.QueuedConnection
@@ -178,15 +188,13 @@ class Controller(QObject):
         self._source_poll.setInterval(SOURCE_POLL_MS)
         self._source_poll.timeout.connect(self._poll_source)
 
-        # Owns every worker and its thread until that thread has ended.
-        self._threads = WorkerThreads(self)
+        # Every worker started and not seen to end: (worker, set when it has ended).
+        self._workers: list[tuple[WorkerBase[Any], threading.Event]] = []
         # Fits run in a child process: their Python work never holds this
         # process's interpreter lock, so the GUI never waits on training.
         self._fitter = FitProcess()
         self._vision: VisionWorker | None = None
         self._trainer: TrainingWorker | None = None
-        self._saver: CallWorker | None = None
-        self._task: CallWorker | None = None
         self._task_callbacks: tuple[Callable[[Any], None], Callable[[Exception], None]] | None
         self._task_callbacks = None
         # Fidelity gate: called on the GUI thread with the staged SaveReport when
@@ -199,14 +207,17 @@ class Controller(QObject):
         """Start the grabber (if needed) and the vision loop."""
         if self._vision is not None:
             return
-        if not getattr(self.grabber, "is_alive", lambda: False)():
+        if not self.grabber.is_alive():
             self.grabber.start()
+        pool = QThreadPool.globalInstance()
+        pool.setMaxThreadCount(max(pool.maxThreadCount(), POOL_THREADS))
         self._vision = VisionWorker(self.session, self.grabber)
-        self._vision.result.connect(self._on_frame_result)
-        self._vision.captured.connect(self._on_captured)
-        self._vision.failed.connect(self._on_vision_failed)
-        self._vision.storeFull.connect(self._on_store_full)
-        self._threads.start(self._vision, self._vision.finished, name="kiosk-vision")
+        signals = self._vision.signals
+        signals.result.connect(self._on_frame_result)
+        signals.captured.connect(self._on_captured)
+        signals.failed.connect(self._on_vision_failed)
+        signals.storeFull.connect(self._on_store_full)
+        self._start(self._vision)
         self._source_poll.start()
         self._poll_source()
         if self._state != AppState.WORKING:  # a task started before the camera keeps its state
@@ -215,9 +226,11 @@ class Controller(QObject):
     def shutdown(self) -> None:
         """Stop every thread this controller started, and the grabber. Idempotent.
 
-        Waits for the threads without a time limit: each ends within a frame
-        (vision), a training iteration (training, cancelled) or one save, and a
-        QThread destroyed while running would abort the process.
+        Every worker is told to quit first; then the ones already running are
+        waited for, without a time limit: each ends within a frame (vision), a
+        training iteration (training) or one save, and none waits for this thread.
+        A worker still queued in the pool ends at once when it starts (vision) or
+        runs with nobody listening: superqt emits no ``returned`` after ``quit``.
         """
         if self._shut_down:
             return
@@ -227,14 +240,25 @@ class Controller(QObject):
         self._source_poll.stop()
         for signal, slot in self._connections:
             signal.disconnect(slot)
-        if self._trainer is not None:
-            self._trainer.cancel()
-        if self._vision is not None:
-            self._vision.stop()
-        self._threads.stop_all()
+        self._publish_progress.cancel()
+        for worker, _ended in self._workers:
+            worker.quit()
+        for worker, ended in self._workers:
+            if worker.is_running:
+                ended.wait()
+        self._workers.clear()
         self._fitter.close()
-        self._vision = self._trainer = self._saver = self._task = None
+        self._vision = self._trainer = None
         self.grabber.stop()
+
+    def _start(self, worker: WorkerBase[Any]) -> None:
+        """Start ``worker`` in Qt's global pool; ``shutdown`` quits it and waits for its end."""
+        ended = threading.Event()
+        # Direct: set in the worker's thread, so a GUI thread blocked in shutdown sees it.
+        worker.signals.finished.connect(ended.set, Qt.ConnectionType.DirectConnection)
+        self._workers = [entry for entry in self._workers if not entry[1].is_set()]
+        self._workers.append((worker, ended))
+        worker.start()
 
     # ---------------------------------------------------------------------- state
     @property
@@ -247,8 +271,7 @@ class Controller(QObject):
 
     @property
     def source_name(self) -> str:
-        source = getattr(self.grabber, "source", None)
-        return source.describe() if source is not None else "camera"
+        return self.grabber.source.describe()
 
     def snapshot(self) -> Snapshot:
         """The current state and class list, for widgets to enable themselves."""
@@ -305,7 +328,7 @@ class Controller(QObject):
     def class_count(self) -> int:
         return len(self.session.store.class_names)
 
-    def thumbnails(self, class_index: int, n: int = 4) -> list[Any]:
+    def thumbnails(self, class_index: int, n: int = 4) -> list[np.ndarray]:
         """The newest ``n`` thumbnails of a class, newest first: (h, w, 3) uint8 each."""
         try:
             return list(self.session.store.latest_thumbnails(class_index, n))
@@ -476,15 +499,13 @@ class Controller(QObject):
             return False
         self.last_curve = None
         self._trainer = TrainingWorker(self.session, self._fitter)
-        self._trainer.progress.connect(self._on_training_progress)
-        self._trainer.done.connect(self._on_training_done)
-        self._trainer.failed.connect(self._on_training_failed)
+        self._trainer.signals.progressed.connect(self._on_training_progress)
+        self._trainer.returned.connect(self._on_training_done)
+        self._trainer.errored.connect(self._on_training_failed)
         self._set_state(AppState.TRAINING)
         self._say("Training…", "busy")
         self.trainingStarted.emit()
-        self._threads.start(
-            self._trainer, self._trainer.done, self._trainer.failed, name="kiosk-train"
-        )
+        self._start(self._trainer)
         return True
 
     def cancel_training(self) -> None:
@@ -511,14 +532,34 @@ class Controller(QObject):
         """Change the schedule in the session's settings (the next Train uses it)."""
         self.session.set_settings(dataclasses.replace(self.session.settings, config=config))
 
-    @Slot(object)
-    def _on_training_progress(self, curve: TrainingCurve) -> None:
+    @Slot()
+    def _on_training_progress(self) -> None:
+        self._publish_progress()
+
+    @qthrottled(timeout=round(1000 / PROGRESS_HZ), leading=True)
+    def _publish_progress(self) -> None:
+        # Leading and trailing: the first report shows at once, the newest one last.
+        if self._trainer is not None and not self._shut_down:
+            self._show_curve(self._trainer.curve())
+
+    def _show_curve(self, curve: TrainingCurve) -> None:
         self.last_curve = curve
         self.trainingProgress.emit(curve)
 
+    def _training_ended(self) -> bool:
+        """Plot the whole curve (none of it waits for the throttle); False after shutdown."""
+        if self._shut_down:
+            return False
+        self._publish_progress.cancel()
+        if self._trainer is not None:
+            self._show_curve(self._trainer.curve())
+        self._set_state(self._resting_state())
+        return True
+
     @Slot(object)
     def _on_training_done(self, result: TrainingResult) -> None:
-        self._set_state(self._resting_state())
+        if not self._training_ended():
+            return
         if result.cancelled:
             self._say("Training cancelled", "info")
         elif result.diverged:
@@ -534,10 +575,11 @@ class Controller(QObject):
             self._say(text, "ok")
         self.trainingFinished.emit(result)
 
-    @Slot(str)
-    def _on_training_failed(self, text: str) -> None:
-        self._set_state(self._resting_state())
-        self._say(f"Training failed: {text}", "error")
+    @Slot(object)
+    def _on_training_failed(self, error: Exception) -> None:
+        if not self._training_ended():
+            return
+        self._say(f"Training failed: {str(error) or type(error).__name__}", "error")
         self.trainingFinished.emit(None)
 
     # --------------------------------------------------------------------- saving
@@ -574,12 +616,14 @@ class Controller(QObject):
                 ) from error
             return session.stage_save(paths.model, paths.labels)
 
-        self._saver = CallWorker(stage)
-        self._saver.done.connect(self._on_staged)
-        self._saver.failed.connect(self._on_save_failed)
+        saver: FunctionWorker[StagedModel] = create_worker(
+            stage,
+            _start_thread=False,
+            _connect={"returned": self._on_staged, "errored": self._on_save_failed},
+        )
         self._set_state(AppState.SAVING)
         self._say(f"Saving {paths.model}…", "busy")
-        self._threads.start(self._saver, self._saver.done, self._saver.failed, name="kiosk-save")
+        self._start(saver)
         return True
 
     @Slot(object)
@@ -607,6 +651,8 @@ class Controller(QObject):
 
     @Slot(object)
     def _on_save_failed(self, error: Exception) -> None:
+        if self._shut_down:
+            return
         self._set_state(self._resting_state())
         text = str(error) or type(error).__name__
         if isinstance(error, SaveCancelled):
@@ -625,8 +671,8 @@ class Controller(QObject):
     def run_task(
         self,
         busy_text: str,
-        call: Callable[[], Any],
-        on_done: Callable[[Any], None],
+        call: Callable[[], Result],
+        on_done: Callable[[Result], None],
         on_failed: Callable[[Exception], None] | None = None,
     ) -> bool:
         """Run ``call`` off the GUI thread (state WORKING, ``busy_text`` on the status line).
@@ -641,33 +687,40 @@ class Controller(QObject):
             return False
         self._drop_pending_captures()
         self._task_callbacks = (on_done, on_failed or self._say_task_failed)
-        self._task = CallWorker(call)
-        self._task.done.connect(self._on_task_done)
-        self._task.failed.connect(self._on_task_failed)
+        task: FunctionWorker[Result] = create_worker(
+            call,
+            _start_thread=False,
+            _connect={"returned": self._on_task_done, "errored": self._on_task_failed},
+        )
         self._set_state(AppState.WORKING)
         self._say(busy_text, "busy")
-        self._threads.start(self._task, self._task.done, self._task.failed, name="kiosk-task")
+        self._start(task)
         return True
 
     def _say_task_failed(self, error: Exception) -> None:
         self._say(str(error) or type(error).__name__, "error")
 
     @Slot(object)
-    def _on_task_done(self, result: Any) -> None:
-        self._finish_task(0, result)
+    def _on_task_done(self, result: object) -> None:
+        callbacks = self._end_task()
+        if callbacks is not None:
+            callbacks[0](result)
+            self._publish()
 
     @Slot(object)
     def _on_task_failed(self, error: Exception) -> None:
-        self._finish_task(1, error)
+        callbacks = self._end_task()
+        if callbacks is not None:
+            callbacks[1](error)
+            self._publish()
 
-    def _finish_task(self, which: int, value: Any) -> None:
+    def _end_task(self) -> tuple[Callable[[Any], None], Callable[[Exception], None]] | None:
+        """Back to resting; the task's (on_done, on_failed), or None after shutdown."""
         callbacks, self._task_callbacks = self._task_callbacks, None
         if self._shut_down:
-            return
+            return None
         self._set_state(self._resting_state())
-        if callbacks is not None:
-            callbacks[which](value)
-        self._publish()
+        return callbacks
 
     # --------------------------------------------------------------------- source
     def retry_source(self) -> None:
@@ -685,9 +738,12 @@ class Controller(QObject):
                 self._say(f"{self.source_name.capitalize()} is running", "ok")
 
     # ----------------------------------------------------------- worker callbacks
-    def _store_listener(self, *args: Any) -> None:
+    def _store_listener(self, *args: object) -> None:
         # Any thread. A change made here (a click) refreshes at once; one made on
-        # the vision thread is bounced over, and a burst of them is coalesced.
+        # a worker thread is bounced over, and a burst of them is coalesced.
+        # Not superqt's ensure_main_thread: called from a worker thread it makes
+        # a QObject per call that is freed inside its own queued slot, and with
+        # PySide6 6.11 a few thousand calls crash the process (use after free).
         if QThread.currentThread() == self.thread():
             self._on_store_changed()
         elif not self._refresh_pending:
@@ -745,7 +801,7 @@ def store_full_message(store: EmbeddingStore, class_index: int, text: str) -> st
     )
 
 
-def _session_signals(session: TeachingSession) -> list[Any]:
+def _session_signals(session: TeachingSession) -> list[SignalInstance]:
     """Every signal after which the window may have to show something else."""
     store = session.store.events
     return [

@@ -244,6 +244,16 @@ _SETTINGS: tuple[tuple[str, str, tuple[float, ...], str], ...] = (
 )
 
 
+def _setting_values(config: TrainingConfig) -> dict[str, float]:
+    """The values of ``_SETTINGS``' fields in ``config``."""
+    return {
+        "num_iter": config.num_iter,
+        "learning_rate": config.learning_rate,
+        "batch_size": config.batch_size,
+        "reg": config.reg,
+    }
+
+
 class SettingsDialog(TouchDialog):
     """Advanced training settings: optional, the defaults converge on their own."""
 
@@ -260,11 +270,9 @@ class SettingsDialog(TouchDialog):
         grid.setHorizontalSpacing(16)
         grid.setVerticalSpacing(10)
         self.steppers: dict[str, _Stepper] = {}
+        currents, defaults = _setting_values(config), _setting_values(default)
         for row, (field, label, choices, fmt) in enumerate(_SETTINGS):
-            if not hasattr(config, field):
-                continue
-            current = getattr(config, field)
-            stepper = _Stepper((*choices, getattr(default, field)), current, fmt, label)
+            stepper = _Stepper((*choices, defaults[field]), currents[field], fmt, label)
             grid.addWidget(QLabel(label), row, 0)
             grid.addWidget(stepper, row, 1)
             self.steppers[field] = stepper
@@ -277,15 +285,19 @@ class SettingsDialog(TouchDialog):
         self.config = config
 
     def reset(self) -> None:
+        defaults = _setting_values(self.default)
         for field, stepper in self.steppers.items():
-            stepper.set_value(getattr(self.default, field))
+            stepper.set_value(defaults[field])
 
     def result_config(self) -> TrainingConfig:
-        values = {}
-        for field, stepper in self.steppers.items():
-            value = stepper.value()
-            values[field] = int(value) if field in ("num_iter", "batch_size") else float(value)
-        return dataclasses.replace(self.config, **values)
+        value = {field: stepper.value() for field, stepper in self.steppers.items()}
+        return dataclasses.replace(
+            self.config,
+            num_iter=int(value["num_iter"]),
+            learning_rate=float(value["learning_rate"]),
+            batch_size=int(value["batch_size"]),
+            reg=float(value["reg"]),
+        )
 
 
 class PinPadDialog(TouchDialog):

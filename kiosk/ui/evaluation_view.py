@@ -11,12 +11,12 @@ taller than its panel and the panel scrolls by flicking (``heightForWidth``).
 
 from __future__ import annotations
 
-from typing import Any
-
+import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Slot
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from kiosk.learn.evaluation import Evaluation
 from kiosk.ui.style import class_color
 
 MIN_FONT = 12
@@ -47,7 +47,7 @@ class EvaluationView(QWidget):
         size_policy.setHeightForWidth(True)
         self.setSizePolicy(size_policy)
         self.setMinimumSize(150, 80)
-        self.evaluation: Any = None
+        self.evaluation: Evaluation | None = None
         self.class_indices: tuple[int, ...] = ()
         self.scale = 1.0
         self.drawn_text: list[str] = []  # every string last painted (tests read it)
@@ -58,7 +58,9 @@ class EvaluationView(QWidget):
         return QSize(320, 200)
 
     @Slot(object)
-    def set_evaluation(self, evaluation: Any, class_indices: tuple[int, ...] = ()) -> None:
+    def set_evaluation(
+        self, evaluation: Evaluation | None, class_indices: tuple[int, ...] = ()
+    ) -> None:
         """Show an ``Evaluation`` (None: a placeholder); colours follow ``class_indices``."""
         self.evaluation = evaluation
         self.class_indices = tuple(class_indices)
@@ -66,11 +68,15 @@ class EvaluationView(QWidget):
         self.update()
 
     # ----------------------------------------------------------------- layout
+    def _shown(self) -> Evaluation | None:
+        """The evaluation to paint, or None: the placeholder instead."""
+        if self.evaluation is None or self.evaluation.num_samples == 0:
+            return None
+        return self.evaluation
+
     def _count(self) -> int:
-        evaluation = self.evaluation
-        if evaluation is None or evaluation.num_samples == 0:
-            return 0
-        return len(evaluation.class_names)
+        evaluation = self._shown()
+        return 0 if evaluation is None else len(evaluation.class_names)
 
     def _font(self, bold: bool = False) -> QFont:
         font = QFont(self.font())
@@ -85,9 +91,8 @@ class EvaluationView(QWidget):
         row = max(float(MIN_ROW), line + 4 * self.scale)
         return pad, float(line), row, 3 * self.scale
 
-    def _two_lines(self, width: float) -> bool:
+    def _two_lines(self, evaluation: Evaluation, width: float) -> bool:
         """Whether rows put the name on a line of its own (a narrow panel, long names)."""
-        evaluation = self.evaluation
         metrics = QFontMetrics(self._font(bold=True))
         longest = max((metrics.horizontalAdvance(n) for n in evaluation.class_names), default=0)
         fixed = metrics.horizontalAdvance("20") + 6 + metrics.horizontalAdvance("100%") + 4
@@ -105,11 +110,12 @@ class EvaluationView(QWidget):
         return True
 
     def heightForWidth(self, width: int) -> int:
-        count = self._count()
-        if count == 0:
+        evaluation = self._shown()
+        if evaluation is None or not evaluation.class_names:
             return 80
+        count = len(evaluation.class_names)
         pad, line, row, gap = self._metrics()
-        if self._two_lines(width - 2 * pad):
+        if self._two_lines(evaluation, width - 2 * pad):
             row += line
         height = pad + line + 4 + count * (row + gap)
         if count > 1:
@@ -120,7 +126,7 @@ class EvaluationView(QWidget):
         return QSize(150, 80)
 
     # --------------------------------------------------------------- painting
-    def _text(self, painter: QPainter, box: QRectF, flags: Any, text: str) -> None:
+    def _text(self, painter: QPainter, box: QRectF, flags: int, text: str) -> None:
         painter.drawText(box, flags, text)
         self.drawn_text.append(text)
 
@@ -131,7 +137,8 @@ class EvaluationView(QWidget):
         self.drawn_text = []
         font = self._font()
         self.font_px = font.pixelSize()
-        if self._count() == 0:
+        evaluation = self._shown()
+        if evaluation is None or not evaluation.class_names:
             painter.setFont(font)
             painter.setPen(MUTED)
             self._text(
@@ -144,7 +151,7 @@ class EvaluationView(QWidget):
             return
         pad, line, row, gap = self._metrics()
         width = self.width() - 2 * pad
-        two_lines = self._two_lines(width)
+        two_lines = self._two_lines(evaluation, width)
         self.row_px = row + line if two_lines else row
         title = self._font(bold=True)
         painter.setFont(title)
@@ -158,8 +165,8 @@ class EvaluationView(QWidget):
             elide("Accuracy per class", Qt.TextElideMode.ElideRight, int(width)),
         )
         y = pad + line + 4
-        y = self._paint_rows(painter, QRectF(pad, y, width, 0), row, gap, two_lines)
-        if self._count() > 1:
+        y = self._paint_rows(painter, evaluation, QRectF(pad, y, width, 0), row, gap, two_lines)
+        if len(evaluation.class_names) > 1:
             y += 10
             painter.setFont(title)
             painter.setPen(MUTED)
@@ -170,17 +177,23 @@ class EvaluationView(QWidget):
                 elide("Confusion matrix", Qt.TextElideMode.ElideRight, int(width)),
             )
             y += line + 4
-            self._paint_matrix(painter, pad, y, self._matrix_side(self.width()), line)
+            side = self._matrix_side(self.width())
+            self._paint_matrix(painter, evaluation.confusion, pad, y, side, line)
         painter.end()
 
     def _paint_rows(
-        self, painter: QPainter, box: QRectF, row: float, gap: float, two_lines: bool
+        self,
+        painter: QPainter,
+        evaluation: Evaluation,
+        box: QRectF,
+        row: float,
+        gap: float,
+        two_lines: bool,
     ) -> float:
         """Paint the rows from ``box.top()``; returns the y below them.
 
         ``two_lines``: the number and name on one line, the bar and % under it.
         """
-        evaluation = self.evaluation
         font = self._font()
         metrics = QFontMetrics(font)
         line = float(metrics.height())
@@ -239,9 +252,16 @@ class EvaluationView(QWidget):
             y += (row + line if two_lines else row) + gap
         return y
 
-    def _paint_matrix(self, painter: QPainter, left: float, top: float, side: float, line: float):
+    def _paint_matrix(
+        self,
+        painter: QPainter,
+        confusion: np.ndarray,
+        left: float,
+        top: float,
+        side: float,
+        line: float,
+    ) -> None:
         """The heat map with "predicted class" over it and "true class" down its left."""
-        confusion = self.evaluation.confusion
         count = len(confusion)
         font = self._font()
         painter.setFont(font)

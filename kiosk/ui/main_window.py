@@ -27,10 +27,10 @@ into controller calls; it decides nothing about the data itself.
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, QRect, Qt, QTimer, Slot
-from PySide6.QtGui import QCloseEvent, QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QCloseEvent, QKeyEvent, QKeySequence, QResizeEvent, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QMainWindow,
@@ -40,10 +40,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kiosk.export import SaveReport
+from kiosk.learn import TrainingResult
 from kiosk.places import Places
 from kiosk.ui import dialogs, project_menu, reasons
+from kiosk.ui.badge import CornerBadge
 from kiosk.ui.class_panel import ClassPanel
 from kiosk.ui.controller import AppState, Controller, Snapshot, hint_for
+from kiosk.ui.demo_control import DemoControl
 from kiosk.ui.lock import OperatorLock
 from kiosk.ui.places_view import PlaceRequest
 from kiosk.ui.prediction_view import PredictionView
@@ -56,7 +60,8 @@ from kiosk.vision.sources import DemoSource
 # How long a message stays in the status line before the next-step hint returns.
 MESSAGE_SECONDS = {"info": 5.0, "busy": 30.0, "ok": 15.0, "error": 15.0}
 
-_DIGIT_KEYS = {getattr(Qt.Key, f"Key_{d}"): d - 1 for d in range(1, 10)}
+# Keys 1-9 capture into classes 1-9 (Qt's key codes for digits are their ASCII codes).
+_DIGIT_KEYS = {Qt.Key(Qt.Key.Key_1.value + d): d for d in range(9)}
 
 
 class MainWindow(QMainWindow):
@@ -89,7 +94,9 @@ class MainWindow(QMainWindow):
         self._scale = 0.0
         self._snapshot: Snapshot | None = None
         self._message_until = 0.0
-        self._key_capture: Any = None
+        self._key_capture: int | None = None  # the number key held down, as Qt's key code
+        # The corner badge that says the model runs on the CPU (set by kiosk.ui.app).
+        self.cpu_badge: CornerBadge | None = None
         self._normal_geometry: QRect | None = None
         self.setWindowTitle("kiosk · teach the camera")
         self.setMinimumSize(760, 440)
@@ -110,9 +117,9 @@ class MainWindow(QMainWindow):
         left.addWidget(self.video, 1)
         # A fixed share of the height (see _fit_panels), so a wrapping label or
         # the plot's own size hints never squeeze the picture.
-        self.lower = QWidget()
-        self.lower.setObjectName("LowerPanels")
-        lower = QHBoxLayout(self.lower)
+        self.lower_panels = QWidget()
+        self.lower_panels.setObjectName("LowerPanels")
+        lower = QHBoxLayout(self.lower_panels)
         lower.setContentsMargins(0, 0, 0, 0)
         self._lower = lower
         self.predictions = PredictionView()
@@ -122,7 +129,7 @@ class MainWindow(QMainWindow):
         for widget in (self.predictions, self.training):
             widget.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
             lower.addWidget(widget, 1)
-        left.addWidget(self.lower)
+        left.addWidget(self.lower_panels)
         self.status = ElidedLabel()
         self.status.setObjectName("StatusLine")
         self.status.setAccessibleName("Status")
@@ -131,6 +138,7 @@ class MainWindow(QMainWindow):
         self._actions = actions
         self.undo_button = self._button("↶", "Undo", "UndoButton")
         self.redo_button = self._button("↷", "Redo", "RedoButton")
+        self.project = project_menu.ProjectActions(self)
         self.menu_button = project_menu.make_menu_button(self)
         self.train_button = self._button("Train", "Train", "TrainButton")
         self.cancel_button = self._button("Cancel training", "Cancel training", "CancelButton")
@@ -150,11 +158,9 @@ class MainWindow(QMainWindow):
         root.addWidget(self.classes)
 
         # -- the demo source's control -----------------------------------------------
-        self.demo = None
-        source = getattr(controller.grabber, "source", None)
+        self.demo: DemoControl | None = None
+        source = controller.grabber.source
         if isinstance(source, DemoSource):
-            from kiosk.ui.demo_control import DemoControl
-
             self.demo = DemoControl(source)
             self.video.add_corner_widget(self.demo, "top-right")
             self.demo.changed.connect(self.show_message)
@@ -220,7 +226,7 @@ class MainWindow(QMainWindow):
         button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         return button
 
-    def _shortcut(self, keys: str, slot: Any, *, repeat: bool = True) -> None:
+    def _shortcut(self, keys: str, slot: Callable[[], object], *, repeat: bool = True) -> None:
         shortcut = QShortcut(QKeySequence(keys), self)
         # Application context: a kiosk often runs with no window manager to give
         # the window focus back after a dialog. A modal dialog still blocks these
@@ -268,7 +274,7 @@ class MainWindow(QMainWindow):
         self.activateWindow()
 
     # ------------------------------------------------------------------- sizing
-    def resizeEvent(self, event: Any) -> None:
+    def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         self._apply_scale(scale_for_size(self.width(), self.height()))
         self._fit_panels()
@@ -310,7 +316,7 @@ class MainWindow(QMainWindow):
         scale = self._scale or 1.0
         width = max(px(300, scale), min(px(420, scale), int(self.width() * 0.36)))
         self.classes.setFixedWidth(width)
-        self.lower.setFixedHeight(max(120, int(self.height() * 0.32)))
+        self.lower_panels.setFixedHeight(max(120, int(self.height() * 0.32)))
 
     # ------------------------------------------------------------------- state
     @Slot(object)
@@ -351,17 +357,17 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _on_training_started(self) -> None:
-        self.training.on_started(int(getattr(self.controller.training_config, "num_iter", 1)))
+        self.training.on_started(self.controller.training_config.num_iter)
 
     @Slot(object)
-    def _on_training_finished(self, result: object) -> None:
+    def _on_training_finished(self, result: TrainingResult | None) -> None:
         head = self.controller.session.head
-        if result is None or head is None or getattr(result, "cancelled", True):
+        if result is None or head is None or result.cancelled:
             return
         indices = self.controller.session.head_indices or ()
         self.training.show_evaluation(head.evaluation, indices)
 
-    def _confirm_low_fidelity(self, report: object) -> bool:
+    def _confirm_low_fidelity(self, report: SaveReport) -> bool:
         """The fidelity gate's question: write a model that disagrees on some classes?"""
         parts = [
             f"{name}: {100 * value:.0f}%"
@@ -471,10 +477,19 @@ class MainWindow(QMainWindow):
         choice = project_menu.ask_menu_action(self, kiosk=self.kiosk)
         if choice is None:
             return
-        if hasattr(self.project, choice):
-            getattr(self.project, choice)()
-        else:
-            getattr(self, choice)()
+        self._menu_actions()[choice]()
+
+    def _menu_actions(self) -> dict[str, Callable[[], object]]:
+        """The Menu's rows by their names in ``project_menu.PROJECT_ROWS`` and ``KIOSK_ROWS``."""
+        return {
+            "save_project": self.project.save_project,
+            "open_project": self.project.open_project,
+            "import_images": self.project.import_images,
+            "export_samples": self.project.export_samples,
+            "edit_settings": self.edit_settings,
+            "toggle_fullscreen": self.toggle_fullscreen,
+            "quit": self.quit,
+        }
 
     @Slot()
     def edit_settings(self) -> None:
@@ -505,7 +520,7 @@ class MainWindow(QMainWindow):
         # window may get keys without being active, so match them here as well.
         combination = event.keyCombination()
         for shortcut in self._shortcuts:
-            if shortcut.key().count() and shortcut.key()[0] == combination:
+            if shortcut.key() == QKeySequence(combination):
                 if event.isAutoRepeat() and not shortcut.autoRepeat():
                     event.accept()
                     return

@@ -172,11 +172,11 @@ class PlacesDialog(dialogs.TouchDialog):
         self.layout_.addWidget(self.path_row)
 
         # -- the entries -------------------------------------------------------
-        self.scroll = QScrollArea()
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.scroll.setAccessibleName("Entries")
+        self.scroll_area = QScrollArea()
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll_area.setAccessibleName("Entries")
         self._list = QWidget()
         self._list.setObjectName("EntryList")
         self._list_layout = QVBoxLayout(self._list)
@@ -188,9 +188,9 @@ class PlacesDialog(dialogs.TouchDialog):
         self.empty_label.setWordWrap(True)
         self._list_layout.addWidget(self.empty_label)
         self._list_layout.addStretch(1)
-        self.scroll.setWidget(self._list)
-        enable_flick(self.scroll)
-        self.layout_.addWidget(self.scroll, 1)
+        self.scroll_area.setWidget(self._list)
+        enable_flick(self.scroll_area)
+        self.layout_.addWidget(self.scroll_area, 1)
         # Takes the room the list leaves while the keyboard is up.
         self.layout_.addStretch(0)
 
@@ -345,7 +345,7 @@ class PlacesDialog(dialogs.TouchDialog):
                 "projects": "No projects here yet",
             }.get(self.request.show, "No folders here")
         )
-        self.scroll.verticalScrollBar().setValue(0)
+        self.scroll_area.verticalScrollBar().setValue(0)
 
     def _row_of(self, widget: QObject | None) -> EntryRow | None:
         for row in self.rows:
@@ -437,15 +437,15 @@ class PlacesDialog(dialogs.TouchDialog):
         # big one it only gets shorter (keeping room for two rows).
         assert self.keyboard is not None
         keys = self.keyboard.sizeHint().height() + self.layout_.spacing()
-        if self.isVisible() and self.scroll.height() - keys >= 2 * ROW_PX:
+        if self.isVisible() and self.scroll_area.height() - keys >= 2 * ROW_PX:
             return
-        for widget in (self.place_row, self.path_row, self.scroll):
+        for widget in (self.place_row, self.path_row, self.scroll_area):
             widget.hide()
 
     @Slot()
     def _give_room_back(self) -> None:
         self.place_row.show()
-        self.scroll.show()
+        self.scroll_area.show()
         self.path_row.setVisible(self.folder != self.place.path)
 
     @Slot()

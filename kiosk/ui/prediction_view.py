@@ -11,12 +11,11 @@ drawn and a last line says how many more there are.
 
 from __future__ import annotations
 
-from typing import Any
-
 from PySide6.QtCore import QRectF, QSize, Qt, Slot
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from kiosk.predict import Prediction
 from kiosk.ui.style import class_color
 
 NOT_SURE_COLOR = "#ffb74d"
@@ -28,13 +27,13 @@ MIN_FONT = 11
 WHOLE_NAME = 16
 
 
-def caption_for(prediction: Any) -> tuple[str, str] | None:
+def caption_for(prediction: Prediction | None) -> tuple[str, str] | None:
     """(text, colour) of the line over the bars, or None: "not sure" or an instant guess."""
     if prediction is None:
         return None
-    if not getattr(prediction, "sure", True):
+    if not prediction.sure:
         return "Not sure: no class fits", NOT_SURE_COLOR
-    if getattr(prediction, "source", "trained") == "imprinted":
+    if prediction.source == "imprinted":
         return "Instant guess from the samples · Train to improve", INSTANT_COLOR
     return None
 
@@ -66,7 +65,7 @@ class PredictionView(QWidget):
         return QSize(320, 200)
 
     @Slot(object)
-    def set_prediction(self, prediction: Any) -> None:
+    def set_prediction(self, prediction: Prediction | None) -> None:
         """Show a ``Prediction`` (or clear with ``None``)."""
         if prediction is None:
             if self._probabilities:
@@ -79,10 +78,9 @@ class PredictionView(QWidget):
         names = tuple(str(n) for n in prediction.class_names)
         probabilities = tuple(float(p) for p in prediction.probabilities)
         # Bars are in head order; colours follow the classes' store positions.
-        indices = getattr(prediction, "class_indices", None)
-        colors = tuple(range(len(names)) if indices is None else indices)
+        colors = tuple(prediction.class_indices)
         top: int | None = max(range(len(probabilities)), key=probabilities.__getitem__)
-        if not getattr(prediction, "sure", True):
+        if not prediction.sure:
             top = None  # no class is named when the head is not sure
         caption = caption_for(prediction)
         # Repaint only when what is drawn changes (whole percents, the top bar,
@@ -132,13 +130,13 @@ class PredictionView(QWidget):
         gap = 6 * self.scale
         header = 0.0
         if self._caption is not None:
-            text, color = self._caption
+            text, caption_color = self._caption
             header = round(22 * self.scale)
             caption_font = QFont(self.font())
             caption_font.setPixelSize(round(15 * self.scale))
             caption_font.setBold(True)
             painter.setFont(caption_font)
-            painter.setPen(QColor(color))
+            painter.setPen(QColor(caption_color))
             box = QRectF(0, 0, self.width(), header)
             elided = painter.fontMetrics().elidedText(
                 text, Qt.TextElideMode.ElideRight, int(box.width())

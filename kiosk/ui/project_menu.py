@@ -13,13 +13,18 @@ the file system. In kiosk mode all four need the operator PIN (the window's
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from kiosk.persist import ImportReport
+from kiosk.session import SessionContents, TeachingSession
 from kiosk.ui import dialogs
 from kiosk.ui.places_view import PlaceChoice, PlaceRequest
+
+if TYPE_CHECKING:  # the window imports this module
+    from kiosk.ui.main_window import MainWindow
 
 # Rows of the panel: comfortably above the 48 px touch-target minimum.
 ROW_PX = 56
@@ -96,13 +101,13 @@ def ask_menu_action(parent: QWidget | None, *, kiosk: bool = False) -> str | Non
 class ProjectActions:
     """What the Menu's project rows do, for one window and its controller."""
 
-    def __init__(self, window: Any) -> None:
+    def __init__(self, window: MainWindow) -> None:
         self.window = window
         self.controller = window.controller
 
     # ---------------------------------------------------------------- helpers
     @property
-    def session(self) -> Any:
+    def session(self) -> TeachingSession:
         return self.controller.session
 
     def _say(self, text: str, level: str = "info") -> None:
@@ -183,7 +188,7 @@ class ProjectActions:
 
         session = self.session
 
-        def read() -> Any:
+        def read() -> SessionContents:
             return open_project(
                 folder,
                 session.extractor,
@@ -192,7 +197,7 @@ class ProjectActions:
                 reembed=reembed,
             )
 
-        def done(contents: Any) -> None:
+        def done(contents: SessionContents) -> None:
             try:
                 session.replace(contents)
             except (ValueError, RuntimeError) as error:
@@ -226,7 +231,7 @@ class ProjectActions:
                 "images can be embedded again with this model (train again afterwards).",
                 ok_text="Re-embed",
             ):
-                # Runs right after the read task's callback: its thread is done by then.
+                # A new task from inside the read task's callback: that task counts as done.
                 self._open(folder, reembed=True)
             else:
                 self._say(f"Not opened: the project was made with {made_by}", "info")
@@ -256,7 +261,7 @@ class ProjectActions:
             folder = choice.path
         session = self.session
 
-        def done(report: Any) -> None:
+        def done(report: ImportReport) -> None:
             self._say(
                 report.message() + " (Undo takes it back)", "error" if report.stopped else "ok"
             )
@@ -295,9 +300,8 @@ class ProjectActions:
         )
 
 
-def make_menu_button(window: Any) -> QPushButton:
-    """The action row's Menu button; ``window.project`` gets the ``ProjectActions``."""
-    window.project = ProjectActions(window)
+def make_menu_button(window: MainWindow) -> QPushButton:
+    """The action row's Menu button (it calls ``window.show_menu``)."""
     button = QPushButton("Menu")
     button.setObjectName("MenuButton")
     button.setAccessibleName("Menu")

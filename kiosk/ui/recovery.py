@@ -9,9 +9,10 @@ the Edge TPU's journal stays on disk until the re-embedded session replaces it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kiosk.persist import Limits, ProjectError, read_journal, reembed_contents
 from kiosk.persist.journal import STATE
@@ -19,8 +20,14 @@ from kiosk.persist.legacy import LEGACY_AUTOSAVE_STATE, read_legacy_autosave
 from kiosk.session import TeachingSession
 from kiosk.ui import dialogs
 
+if TYPE_CHECKING:  # the controller and window import Qt; this module is imported late
+    from PySide6.QtWidgets import QWidget
 
-def restore_reembedded(session: TeachingSession, folder: Any) -> int:
+    from kiosk.persist import Autosaver
+    from kiosk.ui.controller import Controller
+
+
+def restore_reembedded(session: TeachingSession, folder: str | os.PathLike[str]) -> int:
     """Read another model's autosave, re-embed it with the session's model and swap it in
     (the head is dropped); returns how many samples came back. Never writes to ``folder``."""
     folder = Path(folder)
@@ -43,9 +50,9 @@ def restore_reembedded(session: TeachingSession, folder: Any) -> int:
 
 
 def offer_reembed(
-    window: Any,
-    controller: Any,
-    saver: Any,
+    window: QWidget,
+    controller: Controller,
+    saver: Autosaver,
     model_note: str,
     give_up: Callable[[], None] | None = None,
 ) -> bool:

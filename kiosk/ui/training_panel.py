@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kiosk.learn.evaluation import Evaluation
 from kiosk.ui.evaluation_view import EvaluationView
 from kiosk.ui.touch import enable_flick
 from kiosk.ui.workers import TrainingCurve
@@ -186,7 +187,9 @@ class TrainingPanel(QWidget):
         self.view_toggle.hide()
         self.stack.setCurrentWidget(self.plot)
 
-    def show_evaluation(self, evaluation: object, class_indices: tuple[int, ...] = ()) -> None:
+    def show_evaluation(
+        self, evaluation: Evaluation | None, class_indices: tuple[int, ...] = ()
+    ) -> None:
         """After training: show the per-class view (None keeps the curve)."""
         self.evaluation.set_evaluation(evaluation, class_indices)
         if evaluation is None:

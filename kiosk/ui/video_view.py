@@ -19,7 +19,7 @@ edge, the pill moving up above the meter when the view is too narrow for both.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QPoint, QRect, QRectF, Qt, QTimer, Signal, Slot
@@ -33,10 +33,12 @@ from PySide6.QtGui import (
     QPainterPath,
     QPaintEvent,
     QPen,
+    QResizeEvent,
     QShowEvent,
 )
 from PySide6.QtWidgets import QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
+from kiosk.predict import Prediction
 from kiosk.ui.style import class_color
 
 # How often the view looks for a new frame: twice a 30 fps camera's rate, so
@@ -104,12 +106,20 @@ class SourceOverlay(QWidget):
         self.raise_()
 
 
+class LatestFrame(Protocol):
+    """What the view reads frames from (a ``FrameGrabber``)."""
+
+    def latest(self) -> tuple[int, np.ndarray] | None: ...
+
+
 class VideoView(QWidget):
     """Draws the newest frame letterboxed, the top prediction, and capture flashes."""
 
     retryRequested = Signal()
 
-    def __init__(self, grabber: Any, source_name: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, grabber: LatestFrame, source_name: str, parent: QWidget | None = None
+    ) -> None:
         """
         Args:
             grabber: anything with ``latest() -> (frame_id, (H, W, 3) uint8) | None``.
@@ -124,8 +134,8 @@ class VideoView(QWidget):
         self._source_name = source_name
         self._frame: np.ndarray | None = None
         self._image: QImage | None = None
-        self._frame_id: Any = None
-        self._prediction: Any = None
+        self._frame_id: int | None = None
+        self._prediction: Prediction | None = None
         self._stale = False
         self._error: str | None = None
         self._flash_color: QColor | None = None
@@ -173,7 +183,7 @@ class VideoView(QWidget):
             self.update()
 
     @Slot(object)
-    def set_prediction(self, prediction: Any) -> None:
+    def set_prediction(self, prediction: Prediction | None) -> None:
         self._prediction = prediction
 
     @Slot(object)
@@ -215,7 +225,7 @@ class VideoView(QWidget):
         return self._image is not None
 
     # ----------------------------------------------------------------- drawing
-    def resizeEvent(self, event: Any) -> None:
+    def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         self._place_overlay()
         self.place_corner_widgets()
@@ -268,8 +278,8 @@ class VideoView(QWidget):
             return None
         metrics = self._metrics(18 * self.scale)
         height = metrics.height() + 16
-        bottom = self.height() - GAP
-        room = self.width() - 2 * GAP
+        bottom: float = self.height() - GAP
+        room: float = self.width() - 2 * GAP
         if self.novelty is not None:
             novelty_w, novelty_h = self._novelty_size()
             beside = self.width() - novelty_w - 3 * GAP
@@ -381,12 +391,12 @@ class VideoView(QWidget):
         name = str(prediction.class_name)
         confidence = float(prediction.confidence)
         color = class_color(index)
-        sure = getattr(prediction, "sure", True)
+        sure = prediction.sure
         if not sure:
             # Below the head's threshold: say so rather than force a class (and no
             # percentage beside it: "Not sure 97%" would read as sure).
             name, color = "Not sure", QColor("#ffb74d")
-        elif getattr(prediction, "source", "trained") == "imprinted":
+        elif prediction.source == "imprinted":
             name = f"{name}?"  # an instant guess before training
         # A banner across the top of the view (wider than a letterboxed picture):
         # big name, confidence beside it.

@@ -1,4 +1,4 @@
-"""Garbage collection runs on the GUI thread only, never in a worker thread."""
+"""The ``kiosk`` command collects garbage on the GUI thread only; ``build`` leaves gc alone."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import gc
 import threading
 from typing import ClassVar
 
+import pytest
 from PySide6.QtWidgets import QWidget
 
-from kiosk.ui.gc_guard import GuiThreadCollector, collect_on_gui_thread
+from kiosk.cli import kiosk as cli
+from kiosk.ui import app
 
 
 class Cycle:
@@ -24,33 +26,44 @@ class Cycle:
         Cycle.freed_in.append(threading.current_thread().name)
 
 
-def test_cycles_are_freed_on_the_gui_thread_while_workers_allocate(qapp, qtbot):
-    collector = collect_on_gui_thread()
-    assert collect_on_gui_thread() is collector  # one per application
-    assert isinstance(collector, GuiThreadCollector) and collector.active
-    assert not gc.isenabled()
+def test_build_alone_keeps_automatic_collection(make_kiosk):
+    was_enabled = gc.isenabled()
+    gc.enable()
+    try:
+        make_kiosk(size=None)
+        assert gc.isenabled()
+    finally:
+        if not was_enabled:
+            gc.disable()
 
+
+def test_the_kiosk_command_collects_on_the_gui_thread(qapp, qtbot, monkeypatch, tmp_path):
+    config = tmp_path / "kiosk.toml"
+    config.write_text("")
+    seen: dict[str, bool] = {}
+
+    class Built(Exception):
+        pass
+
+    def fake_build(extractor, source, **kwargs):
+        collector = app.gc_collector
+        seen["installed"] = collector is not None and collector.timer.isActive()
+        seen["gc enabled"] = gc.isenabled()
+        raise Built
+
+    monkeypatch.setattr(cli, "load_core", lambda args: (None, None))
+    monkeypatch.setattr(app, "build", fake_build)
+    with pytest.raises(Built):
+        cli.main(["--config", str(config)])
+    assert seen == {"installed": True, "gc enabled": False}
+
+    # The collector stays for the application's life: cycles made garbage while a
+    # worker allocates far past every threshold are freed on the GUI thread.
     Cycle.freed_in.clear()
-    Cycle()  # unreachable at once, but in a cycle
-
+    Cycle()
     kept: list[list[int]] = []
-
-    def allocate() -> None:
-        # Far past every threshold: automatic collection would run right here.
-        kept.extend([i] for i in range(200_000))
-
-    worker = threading.Thread(target=allocate, name="worker")
+    worker = threading.Thread(target=lambda: kept.extend([i] for i in range(200_000)))
     worker.start()
     worker.join()
     qtbot.waitUntil(lambda: bool(Cycle.freed_in), timeout=5000)
     assert Cycle.freed_in == [threading.main_thread().name]
-    assert sum(collector.collections) > 0
-
-
-def test_stop_hands_collection_back(qapp):
-    collector = GuiThreadCollector()
-    collector.start()
-    assert not gc.isenabled()
-    collector.stop()
-    assert gc.isenabled() and not collector.active
-    collect_on_gui_thread()  # leave the application's collector running

@@ -1,8 +1,10 @@
-"""Worker threads: the GUI thread never waits on a running worker.
+"""Workers (superqt, in Qt's thread pool): the GUI thread never waits on a running one.
 
 A Save pressed in the same moment the previous one failed (or a Train right
-after one finished) used to wait on the GUI thread for the old worker thread,
-whose quit was still queued behind that very call: the window froze for good.
+after one finished) once waited on the GUI thread for the old worker, whose
+end was queued behind that very call: the window froze for good. Cancel must be
+honoured, the GUI thread must keep running while workers do, and shutdown must
+end every worker.
 """
 
 from __future__ import annotations
@@ -12,83 +14,84 @@ import os
 import signal
 import threading
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QThreadPool
 
-from kiosk.ui.workers import WorkerThreads
+from kiosk.ui.controller import AppState
 from kiosk.vision.sources import DemoSource
 
 from .conftest import capture_two_classes
 
 
-class Job(QObject):
-    """A worker that optionally waits for ``release``, then says which thread it ran on."""
-
-    done = Signal(str)
-
-    def __init__(self, release: threading.Event | None = None) -> None:
-        super().__init__()
-        self.release = release
-
-    @Slot()
-    def run(self) -> None:
-        if self.release is not None:
-            self.release.wait(10)
-        self.done.emit(QThread.currentThread().objectName())
+def _endless(controller) -> None:
+    """A schedule that never ends by itself: only Cancel (or shutdown) stops it."""
+    controller.set_training_config(
+        dataclasses.replace(
+            controller.training_config,
+            optimizer="sgd",
+            num_iter=10_000_000,
+            learning_rate=0.01,
+            report_every=50,
+        )
+    )
 
 
-class Idle(QObject):
-    """A worker whose run returns without a finish signal: its thread idles in its loop."""
-
-    @Slot()
-    def run(self) -> None:
-        pass
-
-
-class Waiter(QObject):
-    """On the GUI thread: waits for ``thread`` to end as soon as its job is done."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.thread_: QThread | None = None
-        self.ended: list[bool] = []
-
-    @Slot(str)
-    def on_done(self, _name: str) -> None:
-        assert self.thread_ is not None
-        self.ended.append(self.thread_.wait(5000))
+def test_cancel_is_honoured_while_the_gui_thread_keeps_ticking(make_kiosk, qtbot, heartbeat):
+    source = DemoSource()
+    controller = make_kiosk(source, size=None).controller
+    capture_two_classes(qtbot, controller, source)
+    _endless(controller)
+    curves: list[object] = []
+    controller.trainingProgress.connect(curves.append)
+    heartbeat.start()
+    assert controller.train()
+    qtbot.waitUntil(lambda: len(curves) >= 3 and len(heartbeat.ticks) > 10, timeout=60_000)
+    with qtbot.waitSignal(controller.trainingFinished, timeout=60_000) as finished:
+        controller.cancel_training()
+    heartbeat.stop()
+    result = finished.args[0]
+    assert result is not None and result.cancelled
+    assert controller.state != AppState.TRAINING
+    # The plot's last curve is the whole run, sent before trainingFinished.
+    assert controller.last_curve is curves[-1]
 
 
-def test_a_finished_job_ends_without_help_from_the_gui_thread(qtbot):
-    threads = WorkerThreads()
-    job, waiter = Job(), Waiter()
-    job.done.connect(waiter.on_done)
-    waiter.thread_ = threads.start(job, job.done, name="job")
-    qtbot.waitUntil(lambda: bool(waiter.ended), timeout=5000)
-    assert waiter.ended == [True]
-    qtbot.waitUntil(lambda: len(threads) == 0, timeout=5000)
-
-
-def test_a_superseded_job_is_kept_until_its_thread_ends(qtbot):
-    threads = WorkerThreads()
+def test_a_task_runs_while_the_gui_thread_ticks(make_kiosk, qtbot, heartbeat):
+    controller = make_kiosk(size=None).controller
     release = threading.Event()
-    slow, fast = Job(release), Job()
-    names: list[str] = []
-    fast.done.connect(names.append)
-    slow_thread = threads.start(slow, slow.done, name="slow")
-    threads.start(fast, fast.done, name="fast")
-    qtbot.waitUntil(lambda: names == ["fast"] and len(threads) == 1, timeout=5000)
-    assert slow_thread.isRunning()
+    done: list[str] = []
+    heartbeat.start()
+    assert controller.run_task(
+        "Waiting", lambda: (release.wait(), threading.current_thread().name)[1], done.append
+    )
+    assert controller.state == AppState.WORKING
+    assert not controller.run_task("Again", lambda: None, done.append)  # one at a time
+    qtbot.waitUntil(lambda: len(heartbeat.ticks) > 10, timeout=10_000)
+    assert not done
     release.set()
-    qtbot.waitUntil(lambda: len(threads) == 0, timeout=5000)
-    assert slow_thread.isFinished()
+    qtbot.waitUntil(lambda: bool(done), timeout=10_000)
+    assert done[0] != threading.main_thread().name
+    assert controller.state != AppState.WORKING
 
 
-def test_stop_all_ends_idle_threads():
-    threads = WorkerThreads()
-    started = [threads.start(Idle(), name=f"idle {i}") for i in range(3)]
-    threads.stop_all()
-    assert len(threads) == 0
-    assert all(thread.isFinished() for thread in started)
+def test_shutdown_ends_every_worker(make_kiosk, qtbot):
+    source = DemoSource()
+    controller = make_kiosk(source, size=None).controller
+    capture_two_classes(qtbot, controller, source)
+    _endless(controller)
+    started: list[object] = []
+    controller.trainingProgress.connect(started.append)
+    assert controller.train()
+    qtbot.waitUntil(lambda: bool(started), timeout=60_000)
+    workers = [worker for worker, _ended in controller._workers]
+    assert any(worker.is_running for worker in workers)  # the vision loop and training
+    finished: list[object] = []
+    controller.trainingFinished.connect(finished.append)
+    controller.shutdown()
+    assert not any(worker.is_running for worker in workers)
+    pool = QThreadPool.globalInstance()
+    qtbot.waitUntil(lambda: pool.activeThreadCount() == 0, timeout=10_000)
+    QCoreApplication.processEvents()  # whatever was queued is delivered, and ignored
+    assert finished == []
 
 
 def test_save_again_the_moment_a_save_fails_and_train_again_the_moment_training_ends(
