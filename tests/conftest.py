@@ -7,7 +7,9 @@ folder beside the checkout (``../shared``), or from ``KIOSK_SHARED_DIR``.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -26,6 +28,8 @@ MOBILENET_V2 = MODELS / "mobilenet_v2_1.0_224_quant.tflite"
 MOBILENET_V1_SMALL = MODELS / "mobilenet_v1_0.25_128_quant.tflite"
 CORE50 = DATA / "core50_mini"
 IMAGES = DATA / "images"
+
+T = TypeVar("T")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -54,6 +58,18 @@ def cpu_extractor_path() -> Path:
 
 
 @pytest.fixture(scope="session")
+def extractor(cpu_extractor_path: Path):
+    """The real MobileNet v1 extractor on the CPU, 2 threads, built once for the whole run.
+
+    It serialises its own ``invoke()`` calls, so tests and the window's worker
+    threads can share it; tests that need another model build their own.
+    """
+    from kiosk.embedding import EmbeddingExtractor
+
+    return EmbeddingExtractor(cpu_extractor_path, num_threads=2, edgetpu=False)
+
+
+@pytest.fixture(scope="session")
 def edgetpu_extractor_path() -> Path:
     """The same extractor compiled for the Edge TPU (one edgetpu-custom-op)."""
     return _require(EDGETPU_EXTRACTOR)
@@ -75,3 +91,20 @@ def core50_dir() -> Path:
 def images_dir() -> Path:
     """Real test images (cat.bmp, grace_hopper.bmp, ...)."""
     return _require(IMAGES)
+
+
+def fast_sample(values: Sequence[T], ids: Sequence[str], every: int = 12) -> list[Any]:
+    """Parameters for a long case list, most of them marked ``slow``.
+
+    The fast loop (``-m "not slow"``) keeps the first case of each group (an id
+    up to its last ``/``) and every ``every``-th case, so each kind of input is
+    still tried there; the full suite runs them all.
+    """
+    seen: set[str] = set()
+    params = []
+    for index, (value, case_id) in enumerate(zip(values, ids, strict=True)):
+        group = case_id.rsplit("/", 1)[0]
+        fast = group not in seen or index % every == 0
+        seen.add(group)
+        params.append(pytest.param(value, id=case_id, marks=() if fast else pytest.mark.slow))
+    return params

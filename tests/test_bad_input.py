@@ -71,7 +71,6 @@ def test_corrupt_model_at_start_is_one_line_and_exit_2(
         data[at : at + 4] = (2097376).to_bytes(4, "little")
         content = bytes(data)
     model.write_bytes(content)
-    started = time.monotonic()
     completed = run_kiosk(tmp_path, "--model", str(model), "--source", "demo")
     assert completed.returncode == 2, completed.stderr
     lines = completed.stderr.strip().splitlines()
@@ -79,23 +78,15 @@ def test_corrupt_model_at_start_is_one_line_and_exit_2(
     assert lines[0].startswith("kiosk: ") and "garbage.tflite" in lines[0]
     assert "Traceback" not in completed.stderr
     assert completed.stdout == ""
-    assert time.monotonic() - started < 30
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("state.json"))
 
 
 # -- odd frames -----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def real_extractor(cpu_extractor_path):
-    from kiosk.embedding import EmbeddingExtractor
-
-    return EmbeddingExtractor(cpu_extractor_path, num_threads=2)
-
-
 @pytest.fixture
-def session(real_extractor) -> TeachingSession:
-    session = TeachingSession(real_extractor)
+def session(extractor) -> TeachingSession:
+    session = TeachingSession(extractor)
     session.store.add_class("a")
     session.store.add_class("b")
     for i in range(4):

@@ -72,12 +72,10 @@ def test_balanced_weights_and_weighted_kernel() -> None:
 
 
 @pytest.fixture(scope="module")
-def imbalanced(cpu_extractor_path: Path, core50_dir: Path):
+def imbalanced(extractor, core50_dir: Path):
     """Real embeddings of 4 CORe50 classes; two keep only 2 training images."""
     from kiosk.dataset import read_rgb
-    from kiosk.embedding import EmbeddingExtractor
 
-    extractor = EmbeddingExtractor(cpu_extractor_path, num_threads=2, edgetpu=False)
     names = sorted(p.name for p in core50_dir.iterdir() if p.is_dir())[:4]
     xs, ys, train = [], [], []
     for label, name in enumerate(names):

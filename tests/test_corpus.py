@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import fast_sample
 from tests.corpus.cases import Case, all_cases
 from tests.corpus.files import Thing
 from tests.corpus.runner import Outcome, base_environment, run_entry
@@ -73,7 +74,7 @@ def check(case: Case, outcome: Outcome) -> None:
         assert word.lower() in shown.lower(), f"{word!r} missing\n{where}"
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+@pytest.mark.parametrize("case", fast_sample(CASES, [case.id for case in CASES]))
 def test_bad_input_case(case: Case, tmp_path: Path) -> None:
     argv, env = materialize(case, tmp_path)
     check(case, run_entry(case.entry, argv, tmp_path, env, timeout=case.timeout))

@@ -15,11 +15,6 @@ from kiosk.vision.preprocess import crop_box, preprocess, to_rgb_uint8
 from kiosk.vision.runtime import load_interpreter
 
 
-@pytest.fixture(scope="module")
-def extractor(cpu_extractor_path) -> EmbeddingExtractor:
-    return EmbeddingExtractor(cpu_extractor_path, num_threads=2)
-
-
 def test_describes_itself(extractor: EmbeddingExtractor) -> None:
     assert extractor.feature_dim == 1024
     assert extractor.input_size == (224, 224)

@@ -165,6 +165,7 @@ def test_unplugged_source_is_reported_backs_off_and_recovers(session) -> None:
     assert session.predict(picture(3)) is not None
 
 
+@pytest.mark.slow
 def test_source_without_frames_does_not_spin(session) -> None:
     source = SilentSource()
     grabber = FrameGrabber(source)
@@ -187,20 +188,18 @@ def test_hanging_read_keeps_the_grabber_responsive() -> None:
     grabber.start()
     try:
         assert source.reading.wait(2.0)
-        # Everything the GUI thread calls returns at once while read() hangs.
-        started = time.perf_counter()
+        # Everything the GUI thread calls returns while read() hangs (how fast:
+        # bench/bench_grabber.py).
         for _ in range(100):
             grabber.latest()
             _ = grabber.error, grabber.fps, grabber.frame_count, grabber.stopping
             grabber.seconds_until_retry()
             grabber.retry_now()
         assert grabber.wait_for_frame(timeout=0.05) is None
-        assert time.perf_counter() - started < 0.5
         # stop() gives up after its timeout instead of waiting for the driver.
-        started = time.perf_counter()
         assert grabber.stop(0.2) is False
-        assert time.perf_counter() - started < 0.5
         assert grabber.stopping
+        assert source.reading.is_set() and not source.release.is_set()
     finally:
         source.release.set()
     # Once the driver lets go, the thread ends and closes the source itself.

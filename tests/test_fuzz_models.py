@@ -70,6 +70,7 @@ def run_fuzz(tmp_path: Path, seed: int, count: int, budget: float) -> dict:
     return json.loads(completed.stdout)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS is Linux-only here")
 def test_mutated_models_fail_cleanly(tmp_path) -> None:
     # ~200 mutants in all; each model gets at most 60 s so a slow machine stays bounded.

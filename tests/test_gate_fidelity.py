@@ -27,9 +27,8 @@ def _rgb(path: Path) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def taught(cpu_extractor_path: Path):
+def taught(extractor: EmbeddingExtractor):
     """A head taught 4 CORe50 frames of 3 objects (with mirrored copies), as kiosk does."""
-    extractor = EmbeddingExtractor(cpu_extractor_path, num_threads=2, edgetpu=False)
     train, held_out, y, y_held = [], [], [], []
     for label, name in enumerate(CLASSES):
         frames = sorted((CORE50 / name).glob("*.png"))
@@ -107,6 +106,7 @@ def test_fidelity_inputs_are_reproducible_new_views():
         fidelity_inputs(images, copies=0)
 
 
+@pytest.mark.slow
 def test_saved_model_agrees_with_the_float_head_on_views_it_never_fitted(
     taught, cpu_extractor_path: Path
 ):

@@ -76,6 +76,7 @@ def test_header_reading_never_raises(data):
     assert size is None or (size[0] >= 0 and size[1] >= 0)
 
 
+@pytest.mark.slow
 @given(st.sampled_from(SUFFIXES), st.integers(0, 200), st.integers(0, 255), st.data())
 @settings(max_examples=150, deadline=None)
 def test_damaged_images_fail_cleanly(tmp_path_factory, suffix, at, value, data):
@@ -186,20 +187,13 @@ def test_folder_source_skips_bombs_between_good_images(tmp_path):
     assert [p.name for p in source.skipped] == ["b.png"]
 
 
-@pytest.fixture(scope="module")
-def real_extractor(cpu_extractor_path):
-    from kiosk.embedding import EmbeddingExtractor
-
-    return EmbeddingExtractor(cpu_extractor_path, num_threads=2)
-
-
-def test_import_images_skips_bombs(tmp_path, real_extractor):
+def test_import_images_skips_bombs(tmp_path, extractor):
     from kiosk.persist import import_image_folder
     from kiosk.session import TeachingSession
 
     root = Path(image_folder(tmp_path / "data", classes=2, per_class=2, bad="bomb-png"))
     _sparse(tmp_path / "data" / "class1" / "huge.jpg", 6 * 10**9)
-    session = TeachingSession(real_extractor)
+    session = TeachingSession(extractor)
     report = import_image_folder(session, root)
     assert sorted(p.name for p in report.skipped) == ["bad.png", "huge.jpg"]
     assert session.store.counts() == [2, 2]

@@ -13,12 +13,10 @@ from kiosk.learn.imprint import ImprintedHead, l2_normalize
 
 
 @pytest.fixture(scope="module")
-def core50(cpu_extractor_path: Path, core50_dir: Path):
+def core50(extractor, core50_dir: Path):
     """(x (90, 1024), y (90,), names, train mask): real embeddings, 1/3 of each class held out."""
     from kiosk.dataset import read_rgb
-    from kiosk.embedding import EmbeddingExtractor
 
-    extractor = EmbeddingExtractor(cpu_extractor_path, num_threads=2, edgetpu=False)
     names = sorted(p.name for p in core50_dir.iterdir() if p.is_dir())
     xs, ys = [], []
     for label, name in enumerate(names):

@@ -62,7 +62,7 @@ def run_until(tmp_path: Path, model: Path, moment: str, seed: int) -> list[list[
 @pytest.mark.slow
 @pytest.mark.parametrize("moment", ["compact", "save", "any"])
 def test_sigkill_loses_only_what_was_not_flushed(
-    tmp_path: Path, cpu_extractor_path: Path, moment: str
+    tmp_path: Path, cpu_extractor_path: Path, extractor: EmbeddingExtractor, moment: str
 ) -> None:
     events = run_until(tmp_path, cpu_extractor_path, moment, seed=1)
     flushes = [float(e[1]) for e in events if e[0] == "flushed"]
@@ -72,7 +72,7 @@ def test_sigkill_loses_only_what_was_not_flushed(
     removed = {int(e[2]): float(e[1]) for e in events if e[0] == "removed"}
     heads = {e[2]: tuple(int(i) for i in e[3].split(",")) for e in events if e[0] == "head"}
 
-    session = TeachingSession(EmbeddingExtractor(cpu_extractor_path, num_threads=2))
+    session = TeachingSession(extractor)
     report = Autosaver(session, tmp_path / "autosave").restore()
     assert report is not None and report.moved_to is None
     back = {s.id for c in session.store.snapshot().samples for s in c}

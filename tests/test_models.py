@@ -91,6 +91,7 @@ def test_missing_file_in_source(tmp_path: Path) -> None:
         models.fetch(models.find(EXTRACTOR), tmp_path, source=str(tmp_path))
 
 
+@pytest.mark.slow
 def test_fetch_over_http(tmp_path: Path, http_models: str) -> None:
     info = models.find("mobilenet_v1_0.25_128_quant")
     seen: list[tuple[int, int | None]] = []
@@ -101,6 +102,7 @@ def test_fetch_over_http(tmp_path: Path, http_models: str) -> None:
     assert seen[-1] == (path.stat().st_size, path.stat().st_size)
 
 
+@pytest.mark.slow
 def test_http_error_is_a_clean_model_error(tmp_path: Path, http_models: str) -> None:
     with pytest.raises(models.ModelError, match=r"download of .* failed"):
         models.fetch(models.find(EXTRACTOR), tmp_path, source=f"{http_models}/missing")

@@ -30,6 +30,7 @@ def _train(tmp_path: Path, metrics: Path, cpu_extractor_path: Path) -> int:
     ])  # fmt: skip
 
 
+@pytest.mark.slow
 def test_metrics_json_is_written_through_a_symlink(tmp_path, cpu_extractor_path, capsys):
     shared = tmp_path / "reports"
     shared.mkdir()

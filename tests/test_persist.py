@@ -138,6 +138,7 @@ names = st.text(
     train=st.booleans(),
     undo=st.integers(0, 3),
 )
+@pytest.mark.slow
 def test_property_round_trips(tmp_path_factory, class_names, counts, train, undo) -> None:
     session = TeachingSession(FakeExtractor())
     saver = Autosaver(session, tmp_path_factory.mktemp("a"))
@@ -533,6 +534,7 @@ def test_npz_headers_are_checked_before_anything_is_allocated(tmp_path: Path) ->
         read_npz(fifo, {"ids": ("i", 1)}, 1 << 30)
 
 
+@pytest.mark.slow
 def test_a_thousand_classes_round_trip(tmp_path: Path) -> None:
     session = TeachingSession(FakeExtractor())
     sample = taught(["x"], per_class=1, train=False).store.samples(0)[0]

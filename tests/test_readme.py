@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -17,6 +19,7 @@ def python_api_snippet() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
+@pytest.mark.slow
 def test_the_python_api_snippet_runs_as_written(tmp_path, core50_dir, cpu_extractor_path):
     """As a user runs it: models where `kiosk-models fetch` put them, photos/ beside the script."""
     snippet = python_api_snippet()

@@ -6,10 +6,8 @@ import contextlib
 import errno
 import os
 import shutil
-import statistics
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,11 +24,6 @@ from kiosk.vision.runtime import load_interpreter
 
 OBJECTS = (0, 1, 2)  # red disc, blue square, green triangle
 CAPTURES = 10
-
-
-@pytest.fixture(scope="module")
-def extractor(cpu_extractor_path: Path) -> EmbeddingExtractor:
-    return EmbeddingExtractor(cpu_extractor_path, num_threads=2, edgetpu=False)
 
 
 @pytest.fixture(scope="module")
@@ -111,19 +104,6 @@ def test_capture_takes_frames_of_any_shape(extractor: EmbeddingExtractor) -> Non
     assert session.store.counts() == [len(frames)]
 
 
-def test_capture_is_fast(extractor: EmbeddingExtractor, scene: DemoScene) -> None:
-    session = TeachingSession(extractor)
-    session.store.add_class()
-    frames = [scene.render(0.1 * k, 1, k) for k in range(6)]
-    session.capture(0, frames[0])  # warm-up
-    times = []
-    for frame in frames[1:]:
-        started = time.perf_counter()
-        session.capture(0, frame)
-        times.append(time.perf_counter() - started)
-    assert statistics.median(times) < 0.1
-
-
 # -- training and prediction ---------------------------------------------------
 
 
@@ -145,6 +125,7 @@ def test_can_train_needs_two_classes_with_samples(
         TeachingSession(extractor, EmbeddingStore(256))
 
 
+@pytest.mark.slow
 def test_trained_head_predicts_fresh_demo_frames(
     trained: TeachingSession, scene: DemoScene
 ) -> None:
@@ -278,6 +259,7 @@ def test_staleness_and_deleted_classes(extractor: EmbeddingExtractor, scene: Dem
 # -- saving --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_save_writes_a_model_that_agrees_with_the_float_head(
     trained: TeachingSession, scene: DemoScene, tmp_path: Path
 ) -> None:
@@ -325,6 +307,7 @@ def test_save_uses_current_names_and_a_custom_labels_path(
     )
 
 
+@pytest.mark.slow
 def test_failed_saves_keep_earlier_files_and_leave_no_temporaries(
     trained: TeachingSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -441,6 +424,7 @@ def test_save_for_the_edgetpu_skips_the_check_and_says_so(
     assert b"edgetpu-custom-op" in report.model_path.read_bytes()
 
 
+@pytest.mark.slow
 def test_training_in_a_child_process_gives_the_same_head(extractor, scene):
     from kiosk.learn.fit_process import FitProcess
 
@@ -459,6 +443,7 @@ def test_training_in_a_child_process_gives_the_same_head(extractor, scene):
     assert there.evaluation.accuracy == pytest.approx(here.evaluation.accuracy)
 
 
+@pytest.mark.slow
 def test_a_class_named_like_the_edgetpu_op_keeps_its_cpu_model_checked(
     trained: TeachingSession, tmp_path: Path
 ) -> None:

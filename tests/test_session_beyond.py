@@ -17,11 +17,6 @@ OBJECTS = (0, 1, 2)
 
 
 @pytest.fixture(scope="module")
-def extractor(cpu_extractor_path: Path) -> EmbeddingExtractor:
-    return EmbeddingExtractor(cpu_extractor_path, num_threads=2, edgetpu=False)
-
-
-@pytest.fixture(scope="module")
 def scene() -> DemoScene:
     return DemoScene(seed=0)
 
@@ -65,6 +60,7 @@ def test_imprinted_predictions_before_training(
     assert session.predictor.imprinted_head()[1].counts == (4, 3)
 
 
+@pytest.mark.slow
 def test_training_evaluates_and_sets_a_threshold(
     trained: TeachingSession, scene: DemoScene
 ) -> None:
@@ -92,6 +88,7 @@ def test_not_sure_below_the_threshold(trained: TeachingSession) -> None:
     assert prediction.sure == (prediction.confidence >= head.confidence_threshold)
 
 
+@pytest.mark.slow
 def test_save_reports_per_class_agreement_and_stores_the_threshold(
     trained: TeachingSession, tmp_path: Path
 ) -> None:
@@ -108,6 +105,7 @@ def test_save_reports_per_class_agreement_and_stores_the_threshold(
     assert len(info["metrics"]["val_per_class_accuracy"]) == 3
 
 
+@pytest.mark.slow
 def test_fidelity_gate_asks_before_replacing_files(
     trained: TeachingSession, tmp_path: Path
 ) -> None:

@@ -34,11 +34,8 @@ NAMES = ["ball", "Ünïcode  café", "glasses"]
 
 
 @pytest.fixture(scope="module")
-def saved_model(cpu_extractor_path: Path, tmp_path_factory) -> Path:
+def saved_model(extractor, tmp_path_factory) -> Path:
     """The real MobileNet v1 extractor + a head trained on real CORe50 frames."""
-    from kiosk.embedding import EmbeddingExtractor
-
-    extractor = EmbeddingExtractor(cpu_extractor_path, num_threads=2, edgetpu=False)
     folders = [CORE50 / "ball", CORE50 / "can", CORE50 / "glasses"]
     x, y = [], []
     for label, folder in enumerate(folders):
@@ -48,9 +45,9 @@ def saved_model(cpu_extractor_path: Path, tmp_path_factory) -> Path:
     model = SoftmaxRegression(extractor.feature_dim, 3, seed=0)
     model.fit({"data_train": np.stack(x), "labels_train": np.asarray(y)})
     model.center_logits(np.stack(x))
-    info = {"class_names": NAMES, "extractor": cpu_extractor_path.name}
+    info = {"class_names": NAMES, "extractor": extractor.model_path.name}
     path = tmp_path_factory.mktemp("standard") / "model.tflite"
-    path.write_bytes(model.serialize_model(cpu_extractor_path, metadata=info))
+    path.write_bytes(model.serialize_model(extractor.model_path, metadata=info))
     return path
 
 

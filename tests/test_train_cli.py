@@ -32,6 +32,7 @@ def trained(tmp_path_factory, core50_dir: Path, cpu_extractor_path: Path) -> tup
     return out, json.loads(metrics_path.read_text())
 
 
+@pytest.mark.slow
 def test_writes_a_model_and_labels_that_load(trained, core50_dir: Path) -> None:
     out, metrics = trained
     classes = sorted(p.name for p in core50_dir.iterdir() if p.is_dir())
@@ -45,6 +46,7 @@ def test_writes_a_model_and_labels_that_load(trained, core50_dir: Path) -> None:
     assert metrics["output_model"] == str(out / "retrained_model.tflite")
 
 
+@pytest.mark.slow
 def test_metrics_are_complete_and_sane(trained) -> None:
     _, metrics = trained
     for key in (
@@ -70,6 +72,7 @@ def test_metrics_are_complete_and_sane(trained) -> None:
     assert metrics["train_accuracy"] >= 0.95
 
 
+@pytest.mark.slow
 def test_metrics_give_per_class_agreement(trained) -> None:
     _, metrics = trained
     per_class = metrics["per_class_agreement"]
@@ -113,6 +116,7 @@ def test_class_without_a_readable_image(tmp_path: Path, core50_dir, cpu_extracto
     _assert_one_line_error(done, "class 'ghost' has no readable image")
 
 
+@pytest.mark.slow
 def test_unreadable_files_are_skipped_and_counted(
     tmp_path: Path, core50_dir: Path, cpu_extractor_path: Path
 ) -> None:
@@ -148,6 +152,7 @@ def test_bad_flags(tmp_path: Path, core50_dir, cpu_extractor_path, flags, fragme
     _assert_one_line_error(done, fragment)
 
 
+@pytest.mark.slow
 def test_bad_models(tmp_path: Path, core50_dir, edgetpu_extractor_path, broken_model_path) -> None:
     done = _run_cli(
         "--data-dir", str(core50_dir), "--embedding-extractor", str(edgetpu_extractor_path)
@@ -171,6 +176,7 @@ def test_unwritable_output_dir(tmp_path: Path, core50_dir, cpu_extractor_path) -
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_warns_when_a_class_agrees_less_than_the_threshold(
     tmp_path: Path, core50_dir: Path, cpu_extractor_path: Path, monkeypatch, capsys
 ) -> None:
@@ -190,6 +196,7 @@ def test_warns_when_a_class_agrees_less_than_the_threshold(
     assert "ball" in err
 
 
+@pytest.mark.slow
 def test_labels_read_back_from_inside_the_model(trained, core50_dir: Path) -> None:
     _, metrics = trained
     assert metrics["labels_in_model"] == sorted(p.name for p in core50_dir.iterdir() if p.is_dir())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import Qt
 
 from kiosk.ui import dialogs
@@ -31,6 +32,7 @@ def test_starts_with_two_classes_and_adds_ten_more(make_kiosk, qtbot):
         assert button.height() >= 48, f"{button.text()!r} is {button.height()} px high"
 
 
+@pytest.mark.slow
 def test_add_stops_at_the_maximum(make_kiosk, qtbot):
     kiosk = make_kiosk(size=None)
     while kiosk.controller.class_count() < MAX_CLASSES:
@@ -61,6 +63,7 @@ def test_rename_retries_until_the_name_is_accepted(make_kiosk, qtbot, monkeypatc
     assert card.name == "Apple"
 
 
+@pytest.mark.slow
 def test_tap_hold_undo_clear_delete(make_kiosk, qtbot, monkeypatch):
     kiosk = make_kiosk()
     window, controller = kiosk.window, kiosk.controller
@@ -119,6 +122,7 @@ def test_tap_hold_undo_clear_delete(make_kiosk, qtbot, monkeypatch):
     qtbot.waitUntil(lambda: [c.name for c in window.classes.cards] == ["Class 1", "Class 2"])
 
 
+@pytest.mark.slow
 def test_number_keys_capture_into_their_class(make_kiosk, qtbot):
     kiosk = make_kiosk()
     window, controller = kiosk.window, kiosk.controller

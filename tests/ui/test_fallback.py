@@ -153,6 +153,7 @@ def test_autosave_from_the_edgetpu_model_is_explained(
     assert sum(s["rows"] for s in state["segments"]) == 3
 
 
+@pytest.mark.slow
 def test_autosave_from_the_edgetpu_model_can_be_re_embedded(
     qtbot, extractor, tmp_path, monkeypatch
 ) -> None:

@@ -24,12 +24,12 @@ from kiosk.places import describe_project
 from kiosk.ui import dialogs, project_menu
 from kiosk.ui.controller import AppState
 from kiosk.ui.places_view import PlaceChoice, PlacesDialog
+from tests.conftest import CORE50
 from tests.fakes import picture
 
 PIN = "2468"
 PIN_HASH = hash_pin(PIN)
 FAST = dataclasses.replace(DEFAULT_TRAINING, num_iter=20)
-CORE50 = Path("/work/shared/data/core50_mini")
 
 
 class PinPad:
@@ -128,8 +128,6 @@ def open_project(kiosk, qtbot, monkeypatch, tmp_path):
 
 
 def import_images(kiosk, qtbot, monkeypatch, tmp_path):
-    if not CORE50.is_dir():
-        pytest.skip("core50_mini is not in /work/shared/data")
     drive = tmp_path / "media" / "STICK"
     for name in ("cup", "ball"):
         (drive / "photos" / name).mkdir(parents=True)
@@ -239,7 +237,14 @@ def locked(make_kiosk, monkeypatch):
     return kiosk
 
 
-@pytest.mark.parametrize("with_pin", [False, True], ids=["without PIN", "with PIN"])
+# A visitor without the PIN is the lock's whole point: every action, in the fast loop too.
+@pytest.mark.parametrize(
+    "with_pin",
+    [
+        pytest.param(False, id="without PIN"),
+        pytest.param(True, id="with PIN", marks=pytest.mark.slow),
+    ],
+)
 @pytest.mark.parametrize("action", list(GUARDED))
 def test_guarded_action(locked, qtbot, monkeypatch, tmp_path, action, with_pin):
     title, setup = GUARDED[action]
@@ -256,6 +261,7 @@ def test_guarded_action(locked, qtbot, monkeypatch, tmp_path, action, with_pin):
         assert locked.window.isVisible()
 
 
+@pytest.mark.slow
 def test_a_visitor_never_meets_the_pin(locked, qtbot, monkeypatch):
     kiosk = locked
     window, controller = kiosk.window, kiosk.controller
@@ -283,6 +289,7 @@ def test_a_visitor_never_meets_the_pin(locked, qtbot, monkeypatch):
     assert model.parent.parent == window.places.models_dir
 
 
+@pytest.mark.slow
 def test_no_file_dialog_is_ever_created_in_kiosk_mode(locked, qtbot, monkeypatch, tmp_path):
     kiosk = locked
     window, controller = kiosk.window, kiosk.controller
@@ -353,6 +360,7 @@ def test_browse_is_offered_outside_kiosk_mode(make_kiosk, qtbot, monkeypatch, tm
     assert choice.path.name.startswith("samples-")
 
 
+@pytest.mark.slow
 def test_undo_needs_no_auto_repeat_and_older_work_needs_the_pin(locked, qtbot, monkeypatch):
     kiosk = locked
     window, controller = kiosk.window, kiosk.controller
@@ -370,6 +378,7 @@ def test_undo_needs_no_auto_repeat_and_older_work_needs_the_pin(locked, qtbot, m
     assert pad.titles == ["Operator PIN to undo earlier work"]
 
 
+@pytest.mark.slow
 def test_data_folders_made_by_the_window_are_private(locked, qtbot, monkeypatch):
     kiosk = locked
     places = kiosk.window.places

@@ -86,6 +86,7 @@ def test_guarded_actions_refused_without_the_pin(locked, monkeypatch):
     ]
 
 
+@pytest.mark.slow
 def test_guarded_actions_allowed_with_the_pin_until_idle(locked, monkeypatch, qtbot):
     kiosk, clock = locked
     window, controller = kiosk.window, kiosk.controller
@@ -150,6 +151,7 @@ def test_wrong_pins_then_lockout(locked, monkeypatch):
     assert len(pad.calls) == 4
 
 
+@pytest.mark.slow
 def test_visitors_capture_train_and_save_without_a_pin(locked, monkeypatch, qtbot):
     kiosk, _ = locked
     window, controller = kiosk.window, kiosk.controller

@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 
+import pytest
 from PySide6.QtCore import QCoreApplication, QThreadPool
 
 from kiosk.ui.controller import AppState
@@ -35,6 +36,7 @@ def _endless(controller) -> None:
     )
 
 
+@pytest.mark.slow
 def test_cancel_is_honoured_while_the_gui_thread_keeps_ticking(make_kiosk, qtbot, heartbeat):
     source = DemoSource()
     controller = make_kiosk(source, size=None).controller
@@ -44,7 +46,7 @@ def test_cancel_is_honoured_while_the_gui_thread_keeps_ticking(make_kiosk, qtbot
     controller.trainingProgress.connect(curves.append)
     heartbeat.start()
     assert controller.train()
-    qtbot.waitUntil(lambda: len(curves) >= 3 and len(heartbeat.ticks) > 10, timeout=60_000)
+    qtbot.waitUntil(lambda: len(curves) >= 3 and heartbeat.beats > 10, timeout=60_000)
     with qtbot.waitSignal(controller.trainingFinished, timeout=60_000) as finished:
         controller.cancel_training()
     heartbeat.stop()
@@ -65,7 +67,7 @@ def test_a_task_runs_while_the_gui_thread_ticks(make_kiosk, qtbot, heartbeat):
     )
     assert controller.state == AppState.WORKING
     assert not controller.run_task("Again", lambda: None, done.append)  # one at a time
-    qtbot.waitUntil(lambda: len(heartbeat.ticks) > 10, timeout=10_000)
+    qtbot.waitUntil(lambda: heartbeat.beats > 10, timeout=10_000)
     assert not done
     release.set()
     qtbot.waitUntil(lambda: bool(done), timeout=10_000)
@@ -73,6 +75,7 @@ def test_a_task_runs_while_the_gui_thread_ticks(make_kiosk, qtbot, heartbeat):
     assert controller.state != AppState.WORKING
 
 
+@pytest.mark.slow
 def test_shutdown_ends_every_worker(make_kiosk, qtbot):
     source = DemoSource()
     controller = make_kiosk(source, size=None).controller
@@ -94,6 +97,7 @@ def test_shutdown_ends_every_worker(make_kiosk, qtbot):
     assert finished == []
 
 
+@pytest.mark.slow
 def test_save_again_the_moment_a_save_fails_and_train_again_the_moment_training_ends(
     make_kiosk, qtbot, tmp_path
 ):
@@ -131,6 +135,7 @@ def test_save_again_the_moment_a_save_fails_and_train_again_the_moment_training_
     assert output.is_file() and (tmp_path / "labels.txt").is_file()
 
 
+@pytest.mark.slow
 def test_a_killed_training_process_fails_that_training_only(make_kiosk, qtbot):
     source = DemoSource()
     kiosk = make_kiosk(source, size=None)

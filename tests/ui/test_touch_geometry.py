@@ -58,6 +58,7 @@ def prediction(names: tuple[str, ...], top: int = 0) -> Prediction:
     )
 
 
+@pytest.mark.slow
 def test_six_capture_buttons_whole_names_and_apart_overlays(make_kiosk, qtbot, artifacts):
     source = DemoSource()
     kiosk = make_kiosk(source, size=(800, 480))
@@ -99,6 +100,7 @@ def test_six_capture_buttons_whole_names_and_apart_overlays(make_kiosk, qtbot, a
     window.video.set_capturing(None)
 
 
+@pytest.mark.slow
 def test_status_line_elides_and_targets_are_finger_sized(make_kiosk, qtbot):
     kiosk = make_kiosk(size=(800, 480))
     window = kiosk.window
@@ -177,6 +179,7 @@ def test_dialogs_fit_the_window_with_finger_sized_buttons(make_kiosk, qtbot, siz
             dialog.deleteLater()
 
 
+@pytest.mark.slow
 def test_disabled_buttons_look_disabled_and_a_tap_says_why(make_kiosk, qtbot):
     kiosk = make_kiosk(size=(800, 480))
     window, controller = kiosk.window, kiosk.controller

@@ -140,6 +140,7 @@ def test_places_browser_lists_names_and_replaces_by_tap(make_kiosk, qtbot, artif
     assert not dialog.choice.replace
 
 
+@pytest.mark.slow
 def test_a_drive_plugged_in_appears_and_one_pulled_out_goes(make_kiosk, qtbot):
     kiosk = make_kiosk(size=(800, 480))
     places = kiosk.window.places
@@ -162,6 +163,7 @@ def test_a_drive_plugged_in_appears_and_one_pulled_out_goes(make_kiosk, qtbot):
 
 
 # ---------------------------------------------------------------------- flick
+@pytest.mark.slow
 def test_a_flick_scrolls_the_classes_and_captures_nothing(make_kiosk, qtbot):
     kiosk = make_kiosk(size=(800, 480))
     window, controller = kiosk.window, kiosk.controller

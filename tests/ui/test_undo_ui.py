@@ -52,6 +52,7 @@ def test_undo_takes_back_a_tap(kiosk, qtbot):
     assert controller.snapshot().counts[0] == 1
 
 
+@pytest.mark.slow
 def test_one_undo_takes_back_a_whole_burst(kiosk, qtbot):
     window, controller = kiosk.window, kiosk.controller
     with qtbot.waitSignal(controller.sampleCaptured, timeout=5000):
@@ -61,6 +62,7 @@ def test_one_undo_takes_back_a_whole_burst(kiosk, qtbot):
     assert controller.snapshot().counts[:2] == (0, 1)
 
 
+@pytest.mark.slow
 def test_undo_brings_a_deleted_class_back_with_its_samples(kiosk, qtbot):
     window, controller = kiosk.window, kiosk.controller
     store = controller.session.store
@@ -75,6 +77,7 @@ def test_undo_brings_a_deleted_class_back_with_its_samples(kiosk, qtbot):
     assert controller.snapshot().counts == counts  # nothing of class 1 was taken instead
 
 
+@pytest.mark.slow
 def test_undo_brings_cleared_samples_back(kiosk, qtbot):
     window, controller = kiosk.window, kiosk.controller
     burst(qtbot, kiosk, 0, at_least=3)
@@ -85,6 +88,7 @@ def test_undo_brings_cleared_samples_back(kiosk, qtbot):
     assert controller.snapshot().counts == before
 
 
+@pytest.mark.slow
 def test_redo_does_again_what_undo_took_back(kiosk, qtbot):
     window, controller = kiosk.window, kiosk.controller
     done = burst(qtbot, kiosk, 0, at_least=2)
