@@ -46,6 +46,11 @@ def l2_normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return x / np.maximum(norm, np.float32(_EPS))
 
 
+def _row_norms(x: np.ndarray) -> np.ndarray:
+    """(N,) float32 L2 norms of the rows of (N, D) ``x``, without an (N, D) temporary."""
+    return np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float32))
+
+
 @dataclass(frozen=True, eq=False)
 class ImprintedHead:
     """A cosine-similarity head whose weights are normalized class means.
@@ -85,12 +90,19 @@ class ImprintedHead:
             raise ValueError(f"labels must be in [0, {num_classes})")
         if not np.isfinite(temperature) or temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
-        unit = l2_normalize(x)
-        sums = np.zeros((num_classes, x.shape[1]), np.float32)
-        np.add.at(sums, y, unit)  # scatter-add: one pass, no per-class copies
+        norms = _row_norms(x)
+        inverse = 1.0 / np.maximum(norms, np.float32(_EPS))
         counts = np.bincount(y, minlength=num_classes)
+        # Each class's sum of unit rows is one (n_c,) @ (n_c, D) product over its
+        # own rows: no unit copy of x, and memory for one class at a time.
+        order = np.argsort(y, kind="stable")
+        ends = np.cumsum(counts)
+        sums = np.zeros((num_classes, x.shape[1]), np.float32)
+        for c in np.flatnonzero(counts):
+            rows = order[ends[c] - counts[c] : ends[c]]
+            sums[c] = inverse[rows] @ x[rows]
         weights = l2_normalize(sums).T.copy()  # normalizing the sum = normalizing the mean
-        mean_norm = float(np.linalg.norm(x, axis=1).mean())
+        mean_norm = float(norms.mean(dtype=np.float64))
         return cls(
             weights=weights,
             temperature=float(temperature),

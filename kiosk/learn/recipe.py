@@ -264,21 +264,42 @@ def holdout_split(
     )
 
 
-def _training_dict(
+def _training_rows(
     data: LabelledEmbeddings, train: np.ndarray, val: np.ndarray, with_mirrors: bool
-) -> dict[str, np.ndarray]:
-    """pycoral's data dict: the training rows (+ their mirrored copies) and the hold-out."""
-    xt, yt = [data.x[train]], [data.y[train]]
-    if with_mirrors and data.mirrored is not None and data.has_mirror is not None:
-        copies = train[data.has_mirror[train]]
-        xt.append(data.mirrored[copies])
-        yt.append(data.y[copies])
-    return {
-        "data_train": np.ascontiguousarray(np.concatenate(xt)),
-        "labels_train": np.concatenate(yt),
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """pycoral's data dicts for the hold-out fit and for the refit on everything.
+
+    The rows are gathered once into one array: the training rows and their
+    mirrored copies first, then the hold-out rows and theirs. The hold-out fit
+    trains on the first part (a view, no copy) and is scored on the hold-out;
+    the refit trains on all of it. At the store's limit the rows are hundreds
+    of MB, so gathering them once instead of once a fit is worth it.
+    """
+    parts: list[tuple[np.ndarray, np.ndarray]] = []  # (source (N, D), row indices)
+    for rows in (train, val):
+        parts.append((data.x, rows))
+        if with_mirrors and data.mirrored is not None and data.has_mirror is not None:
+            parts.append((data.mirrored, rows[data.has_mirror[rows]]))
+    x_all = np.empty((sum(len(rows) for _, rows in parts), data.feature_dim), np.float32)
+    y_all = np.concatenate([data.y[rows] for _, rows in parts])
+    at = 0
+    for source, rows in parts:
+        np.take(source, rows, axis=0, out=x_all[at : at + len(rows)])
+        at += len(rows)
+    first = sum(len(rows) for _, rows in parts[: len(parts) // 2])
+    holdout = {
+        "data_train": x_all[:first],
+        "labels_train": y_all[:first],
         "data_val": np.ascontiguousarray(data.x[val]),
         "labels_val": data.y[val],
     }
+    everything = {
+        "data_train": x_all,
+        "labels_train": y_all,
+        "data_val": x_all[:0],
+        "labels_val": y_all[:0],
+    }
+    return holdout, everything
 
 
 def fit_head(
@@ -324,7 +345,7 @@ def fit_head(
     refit = settings.refit and len(val) > 0
     refit_config = replace(config, num_iter=max(1, round(config.num_iter * REFIT_SHARE)))
     total = config.num_iter + (refit_config.num_iter if refit else 0)
-    split = _training_dict(data, train, val, settings.flip_augment)
+    split, everything = _training_rows(data, train, val, settings.flip_augment)
     model = _start_model(data, split, settings)
     phase = "holdout" if refit else "fit"
     model, result = fit(
@@ -336,9 +357,6 @@ def fit_head(
         evaluation, threshold = _evaluate(model, split, names, settings)
     if refit and not (result.cancelled or result.diverged):
         holdout_model, holdout_result = model, result
-        everything = _training_dict(
-            data, np.concatenate([train, val]), val[:0], settings.flip_augment
-        )
         # Warm start from the hold-out fit: it already sits near the optimum of a
         # problem that only gained a few rows, and reaches it in half the passes.
         model = _copy_model(holdout_model)
@@ -351,7 +369,7 @@ def fit_head(
         )
         result = _joined(holdout_result, refit_result)
     if not (result.cancelled or result.diverged):
-        model.center_logits(_logit_rows(data, settings.flip_augment))
+        model.center_logits(*_logit_rows(data, settings.flip_augment))
     return HeadFit(
         model,
         result,
@@ -395,11 +413,13 @@ def _copy_model(model: SoftmaxRegression) -> SoftmaxRegression:
     return copy
 
 
-def _logit_rows(data: LabelledEmbeddings, with_mirrors: bool) -> np.ndarray:
-    """(M, D) every row the saved head's logit range must cover: originals and mirrors."""
+def _logit_rows(data: LabelledEmbeddings, with_mirrors: bool) -> tuple[np.ndarray, ...]:
+    """Every row the saved head's logit range must cover: (N, D) originals, (M, D) mirrors."""
     if with_mirrors and data.mirrored is not None and data.has_mirror is not None:
-        return np.concatenate([data.x, data.mirrored[data.has_mirror]])
-    return data.x
+        if data.has_mirror.all():
+            return data.x, data.mirrored
+        return data.x, data.mirrored[data.has_mirror]
+    return (data.x,)
 
 
 def _relay(

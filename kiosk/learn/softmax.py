@@ -474,7 +474,7 @@ class SoftmaxRegression:
             optimizer="sgd",
         )
 
-    def center_logits(self, mat_x: Any) -> None:
+    def center_logits(self, *mat_x: Any) -> None:
         """Centre the logits over the classes, then set the logit range from data.
 
         Softmax ignores a shift common to all classes, so subtracting each
@@ -488,15 +488,20 @@ class SoftmaxRegression:
         lower logits round to a probability of 0 in the uint8 output anyway.
 
         Args:
-            mat_x: (N, D) embeddings whose logits the saved head must represent
-                (the training rows, their mirrored copies, the hold-out), N >= 1.
+            mat_x: one or more (N_i, D) arrays of embeddings whose logits the
+                saved head must represent (the training rows, their mirrored
+                copies, the hold-out), together at least one row.
         """
-        x = self._features(mat_x, "mat_x")
+        if not mat_x:
+            raise ValueError("center_logits needs the embeddings to set the range from")
+        parts = [self._features(x, "mat_x", allow_empty=True) for x in mat_x]
+        if not any(len(x) for x in parts):
+            raise ValueError("mat_x needs at least 1 sample, got 0")
         self._weights = (self._weights - self._weights.mean(axis=1, keepdims=True)).astype(
             np.float32
         )
         self._biases = (self._biases - self._biases.mean()).astype(np.float32)
-        logits = x @ self._weights + self._biases
+        logits = np.concatenate([x @ self._weights + self._biases for x in parts])
         top = logits.max(axis=1)
         # A logit more than ln(512) below its row's top has a probability under
         # 1/512, which the uint8 softmax output shows as 0 whether or not the
