@@ -22,7 +22,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,8 +29,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from kiosk.vision.grabber import FrameGrabber
-from kiosk.vision.sources import FrameSource, ImageFolderSource, Pacer, SourceError
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from kiosk.vision.grabber import FrameGrabber  # noqa: E402
+from kiosk.vision.sources import FrameSource, ImageFolderSource, Pacer, SourceError  # noqa: E402
+from tests.fakes import HangingSource  # noqa: E402
 
 TARGET_STOP_MS = 500.0  # the window's close waits at most this for the grabber
 TARGET_GUI_CALLS_MS = 500.0  # 100 rounds of GUI calls on a hung driver
@@ -72,28 +76,6 @@ class UnpluggedCamera(FrameSource):
         pass
 
 
-class HungCamera(FrameSource):
-    """A driver whose ``read()`` never returns until ``release`` is set."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self.reading = threading.Event()
-
-    def describe(self) -> str:
-        return "hung camera"
-
-    def open(self) -> None:
-        pass
-
-    def read(self) -> np.ndarray | None:
-        self.reading.set()
-        self.release.wait()
-        return None
-
-    def close(self) -> None:
-        pass
-
-
 def timed(call: Callable[[], object]) -> float:
     """Milliseconds one call takes."""
     started = time.perf_counter()
@@ -118,7 +100,7 @@ def stop_ms(make_source: Callable[[], FrameSource], **grabber_options: float) ->
 
 def hung_driver_ms() -> tuple[float, float]:
     """(100 rounds of GUI calls, stop(0.2)) in ms while ``read()`` hangs."""
-    source = HungCamera()
+    source = HangingSource()
     grabber = FrameGrabber(source)
     grabber.start()
     source.reading.wait(5)

@@ -1,12 +1,15 @@
-"""Small stand-ins for the real extractor, fast enough for property tests."""
+"""Small stand-ins: an extractor fast enough for property tests, a camera driver that hangs."""
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from kiosk.vision.sources import FrameSource
 
 
 class FakeExtractor:
@@ -48,3 +51,26 @@ def picture(seed: int, size: int = 48) -> np.ndarray:
     base = rng.integers(0, 256, 3)
     noise = rng.integers(-20, 20, (size, size, 3))
     return np.clip(base + noise, 0, 255).astype(np.uint8)
+
+
+class HangingSource(FrameSource):
+    """A driver that hangs: ``read()`` blocks until ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.reading = threading.Event()
+        self.closed = threading.Event()
+
+    def describe(self) -> str:
+        return "hanging camera"
+
+    def open(self) -> None:
+        pass
+
+    def read(self) -> np.ndarray | None:
+        self.reading.set()
+        self.release.wait()
+        return None
+
+    def close(self) -> None:
+        self.closed.set()

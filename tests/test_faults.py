@@ -8,7 +8,6 @@ never be touched by any of it.
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -18,7 +17,7 @@ from kiosk.learn import TrainingConfig
 from kiosk.session import TeachingSession
 from kiosk.vision.grabber import FrameGrabber
 from kiosk.vision.sources import FrameSource, SourceError
-from tests.fakes import FakeExtractor, picture
+from tests.fakes import FakeExtractor, HangingSource, picture
 
 
 class FlakySource(FrameSource):
@@ -82,29 +81,6 @@ class SilentSource(FrameSource):
 
     def close(self) -> None:
         pass
-
-
-class HangingSource(FrameSource):
-    """A driver that hangs: ``read()`` blocks until ``release`` is set."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self.reading = threading.Event()
-        self.closed = threading.Event()
-
-    def describe(self) -> str:
-        return "hanging camera"
-
-    def open(self) -> None:
-        pass
-
-    def read(self) -> np.ndarray | None:
-        self.reading.set()
-        self.release.wait()
-        return None
-
-    def close(self) -> None:
-        self.closed.set()
 
 
 def wait_until(condition, timeout: float = 5.0, what: str = "condition") -> None:
