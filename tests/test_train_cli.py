@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 import subprocess
@@ -16,20 +18,39 @@ from kiosk.vision.runtime import load_interpreter
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, core50_dir: Path, cpu_extractor_path: Path) -> tuple[Path, dict]:
+def trained_run(
+    tmp_path_factory, core50_dir: Path, cpu_extractor_path: Path
+) -> tuple[Path, dict, str]:
+    """One kiosk-train run: its output folder, its metrics and what it wrote to stderr."""
     out = tmp_path_factory.mktemp("train")
     metrics_path = out / "metrics.json"
-    status = train_cli.main(
-        [
-            "--data-dir", str(core50_dir),
-            "--embedding-extractor", str(cpu_extractor_path),
-            "--output-dir", str(out),
-            "--metrics-json", str(metrics_path),
-            "--seed", "1",
-        ]
-    )  # fmt: skip
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        status = train_cli.main(
+            [
+                "--data-dir", str(core50_dir),
+                "--embedding-extractor", str(cpu_extractor_path),
+                "--output-dir", str(out),
+                "--metrics-json", str(metrics_path),
+                "--seed", "1",
+            ]
+        )  # fmt: skip
     assert status == 0
-    return out, json.loads(metrics_path.read_text())
+    return out, json.loads(metrics_path.read_text()), stderr.getvalue()
+
+
+@pytest.fixture(scope="module")
+def trained(trained_run) -> tuple[Path, dict]:
+    out, metrics, _ = trained_run
+    return out, metrics
+
+
+@pytest.mark.slow
+def test_progress_counts_the_refit_in_the_schedule(trained_run) -> None:
+    *_, stderr = trained_run
+    (line,) = [line for line in stderr.splitlines() if line.startswith("training")]
+    # 60 hold-out iterations and a 30-iteration refit: the bar ends full, at 90/90.
+    assert line.startswith("training: 100%") and " 90/90 " in line, line
 
 
 @pytest.mark.slow

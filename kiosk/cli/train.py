@@ -41,6 +41,7 @@ from kiosk.learn import DEFAULT_TRAINING, PYCORAL_TRAINING
 from kiosk.learn.evaluation import per_class_agreement
 from kiosk.learn.metadata import read_metadata
 from kiosk.learn.recipe import TrainingSettings
+from kiosk.learn.training import TrainingProgress
 from kiosk.models import ModelError, resolve_model
 from kiosk.persist.images import import_files
 from kiosk.safe_io import writable_target
@@ -162,8 +163,13 @@ def run(args: argparse.Namespace) -> dict:
     _check_every_class_readable(session)
 
     bar = ProgressBar("training", settings.config.num_iter)
+
+    def show(progress: TrainingProgress) -> None:
+        bar.total = progress.num_iter  # the recipe's count: a refit adds to the schedule
+        bar.update(progress.iteration, f"loss {progress.loss:.4f}")
+
     started = time.perf_counter()
-    result = session.train(callback=lambda p: bar.update(p.iteration, f"loss {p.loss:.4f}"))
+    result = session.train(callback=show)
     train_seconds = time.perf_counter() - started
     bar.close(result.iterations)
     if result.diverged:
