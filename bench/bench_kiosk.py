@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -169,8 +170,6 @@ def import_stall_ms(kiosk, folder: Path) -> float:
 
 def photo_folder(root: Path, per_class: int = 10) -> Path:
     """Two CORe50 objects, ``per_class`` photos each, as an import folder."""
-    import shutil
-
     for name in ("cup", "ball"):
         (root / name).mkdir(parents=True)
         for path in sorted((CORE50 / name).glob("*.png"))[:per_class]:
