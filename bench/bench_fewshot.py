@@ -49,8 +49,7 @@ from embeddings import (
 from fewshot_baselines import BASELINES
 
 from kiosk.learn.fit_process import FitProcess
-from kiosk.learn.gate import is_sure
-from kiosk.learn.imprint import l2_normalize
+from kiosk.learn.gate import activation_patterns, is_sure, novelty
 from kiosk.learn.live import average_views
 from kiosk.learn.recipe import HeadFit, LabelledEmbeddings, TrainingSettings, fit_head
 
@@ -111,9 +110,16 @@ def live_probabilities(fit: HeadFit, data: CaptureEmbeddings, rows: np.ndarray) 
     )
 
 
-def novelty(stored: np.ndarray, views: np.ndarray) -> np.ndarray:
-    """(M,) 1 - the largest cosine similarity of each view to the stored samples."""
-    return 1.0 - (l2_normalize(views) @ l2_normalize(stored).T).max(axis=1)
+def novelties(
+    data: CaptureEmbeddings, train: np.ndarray, source: CaptureEmbeddings, rows: np.ndarray
+) -> np.ndarray:
+    """(M,) what the predictor measures: ``kiosk.learn.gate.novelty`` of each live
+    view and its mirror against the stored captures and their mirrored copies."""
+    stored = activation_patterns(
+        np.concatenate([data.captured[train], data.captured_mirror[train]])
+    )
+    result = [novelty(stored, source.live[r], source.live_mirror[r]) for r in rows]
+    return np.asarray(result, np.float64)
 
 
 class SavedModelRunner:
@@ -171,17 +177,17 @@ def run_set(
                 cell.disagreements += int(differ.sum())
                 cell.ties += int((differ & tied).sum())
             assert fit.gate is not None
-            stored = data.captured[train]
             correct = answers == truth
             sure = [
                 is_sure(p, v, fit.gate)
-                for p, v in zip(probabilities, novelty(stored, data.live[test]), strict=True)
+                for p, v in zip(probabilities, novelties(data, train, data, test), strict=True)
             ]
             cell.correct_flagged.append(100.0 * np.mean(~np.asarray(sure)[correct]))
-            foreign = live_probabilities(fit, other, np.arange(len(other.y)))
+            everyone = np.arange(len(other.y))
+            foreign = live_probabilities(fit, other, everyone)
             foreign_sure = [
                 is_sure(p, v, fit.gate)
-                for p, v in zip(foreign, novelty(stored, other.live), strict=True)
+                for p, v in zip(foreign, novelties(data, train, other, everyone), strict=True)
             ]
             cell.foreign_flagged.append(100.0 * np.mean(~np.asarray(foreign_sure)))
         print(f"  {name}: k={k} done ({splits} splits)", file=sys.stderr, flush=True)

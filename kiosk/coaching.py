@@ -3,8 +3,8 @@
 * A near-duplicate capture (cosine similarity above ``DUPLICATE_SIMILARITY`` to
   an earlier sample of the same class) adds almost nothing: it is stored, but
   the UI says "move the object".
-* Novelty: how different an embedding is from everything captured
-  (1 - the largest cosine similarity), for a small meter.
+* Novelty: how different an embedding is from everything captured (the
+  "not sure" gate's measure, ``kiosk.learn.gate.novelty``), for a small meter.
 * Class balance and size: a class with fewer than a third of the largest
   class's samples, or fewer than ``MIN_SAMPLES`` before training, is named
   (``class_hint`` for the status line, ``card_hints`` for a note on each card).
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kiosk.learn import gate
 from kiosk.learn.imprint import l2_normalize
 
 __all__ = [
@@ -73,13 +74,12 @@ def capture_feedback(
 
 
 def novelty(embedding: np.ndarray, captured: np.ndarray) -> float | None:
-    """1 - the largest cosine similarity to any of (N, D) ``captured`` (None if empty).
+    """How new a (D,) embedding is next to (N, D) ``captured`` ones, 0..1 (None if empty).
 
-    0 means "already captured"; MobileNet embeddings are non-negative, so even
-    unrelated scenes stay below about 0.5.
+    The "not sure" gate's measure (``kiosk.learn.gate.novelty``: activation
+    patterns, 0 means "already captured"), so the meter and the gate agree.
     """
-    similarity = _max_cosine(embedding, captured)
-    return None if similarity is None else max(0.0, 1.0 - similarity)
+    return gate.novelty(gate.activation_patterns(np.asarray(captured, np.float32)), embedding)
 
 
 def class_hint(

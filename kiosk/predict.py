@@ -7,7 +7,7 @@ capture; +0.2 to +1.2 points of accuracy for one more inference), and says
 every stored sample (``kiosk.learn.gate``). Before the first training (or when a
 trained class was deleted) the head *imprinted* from the captures answers as
 soon as two classes have samples ("red disc?"). The imprinted head and the
-normalized sample matrix behind the novelty meter are cached per store
+samples' activation patterns behind the novelty meter are cached per store
 version, so a frame costs one or two embeddings and a few small matrix products.
 """
 
@@ -20,8 +20,9 @@ from typing import Protocol
 import numpy as np
 
 from kiosk.heads import TrainedHead, head_indices
-from kiosk.learn.gate import NotSureGate, is_sure
-from kiosk.learn.imprint import ImprintedHead, l2_normalize
+from kiosk.learn.gate import NotSureGate, activation_patterns, is_sure
+from kiosk.learn.gate import novelty as view_novelty
+from kiosk.learn.imprint import ImprintedHead
 from kiosk.learn.live import average_views, mirrored
 from kiosk.store import EmbeddingStore
 
@@ -48,8 +49,8 @@ class Prediction:
         source: "trained" (the trained head, the one Save writes) or
             "imprinted" (the instant head built from the captures, before training).
         gate: when the answer is "not sure" (None: always sure).
-        novelty: how new the view is (1 - the largest cosine similarity to a
-            stored sample), or None when unknown.
+        novelty: how new the view is (``kiosk.learn.gate.novelty`` against the
+            stored samples), or None when unknown.
     """
 
     class_index: int
@@ -96,8 +97,8 @@ class Predictor:
         self._temperature = temperature
         # (store version, temperature, head class indices, head): rebuilt when samples change.
         self._imprinted: tuple[int, float, tuple[int, ...], ImprintedHead] | None = None
-        # (store version, (N, D) L2-normalized embeddings) for ``novelty``.
-        self._normalized: tuple[int, np.ndarray] | None = None
+        # (store version, (N, D) activation patterns of samples and mirrors) for ``novelty``.
+        self._patterns: tuple[int, np.ndarray] | None = None
 
     def trained_indices(self) -> tuple[int, ...] | None:
         """Store index of each output of the usable trained head (None: none)."""
@@ -118,22 +119,23 @@ class Predictor:
     def observe(self, frame: np.ndarray) -> tuple[Prediction | None, float | None]:
         """The live prediction and the novelty of one (H, W, 3) uint8 RGB frame.
 
-        With a usable trained head: the frame and its mirror image are embedded
-        and the head's probabilities averaged. Before training: the imprinted
-        head on the frame. (None, None) without samples or a head: the frame is
-        not even embedded.
+        With a usable trained head: the frame and its mirror image are embedded,
+        the head's probabilities averaged and the novelty measured on both
+        views. Before training: the imprinted head and the novelty of the frame.
+        (None, None) without samples or a head: the frame is not even embedded.
         """
         trained = self.trained_indices() is not None
         if not trained and self._store.total_samples == 0:
             return None, None
         model_input = self._extractor.preprocess(frame)
         embedding = np.asarray(self._extractor.embed_input(model_input), np.float32)
-        novelty = self.novelty(embedding)
         if trained:
             mirror = np.asarray(self._extractor.embed_input(mirrored(model_input)), np.float32)
+            novelty = self.novelty(embedding, mirror)
             prediction = self.predict_embedding(embedding, mirror, novelty)
             if prediction is not None:
                 return prediction, novelty
+        novelty = self.novelty(embedding)
         return self.predict_live_embedding(embedding, novelty), novelty
 
     # -- embeddings ---------------------------------------------------------------
@@ -201,23 +203,31 @@ class Predictor:
         self._imprinted = (snapshot.version, temperature, classes, head)  # one reference swap
         return classes, head
 
-    def novelty(self, embedding: np.ndarray) -> float | None:
-        """How different a (D,) embedding is from every stored sample (0 = captured).
+    def novelty(self, embedding: np.ndarray, mirror: np.ndarray | None = None) -> float | None:
+        """How different a view is from every stored sample and its mirrored copy
+        (``kiosk.learn.gate.novelty``: 0 = captured); None with no samples.
 
-        ``kiosk.coaching.novelty`` with the normalized sample matrix cached per
-        store version: one matrix-vector product per call. None with no samples.
+        Args:
+            embedding: (D,) of the frame.
+            mirror: (D,) of the mirrored frame, when it was embedded too.
+
+        The samples' activation patterns are cached per store version: one
+        matrix-vector product per view.
         """
-        cached = self._normalized
+        cached = self._patterns
         if cached is None or cached[0] != self._store.version:
             snapshot = self._store.snapshot()
-            x, _ = snapshot.as_arrays()
-            cached = (snapshot.version, l2_normalize(x) if len(x) else x)
-            self._normalized = cached
-        matrix = cached[1]
-        if len(matrix) == 0:
-            return None
-        similarity = float(np.max(matrix @ l2_normalize(np.asarray(embedding, np.float32))))
-        return max(0.0, 1.0 - similarity)
+            samples = [s for group in snapshot.samples for s in group]
+            vectors = [s.embedding for s in samples]
+            vectors += [s.flipped for s in samples if s.flipped is not None]
+            patterns = (
+                activation_patterns(np.stack(vectors))
+                if vectors
+                else np.zeros((0, snapshot.feature_dim), np.float32)
+            )
+            cached = self._patterns = (snapshot.version, patterns)
+        views = (embedding,) if mirror is None else (embedding, mirror)
+        return view_novelty(cached[1], *views)
 
     def _prediction(
         self,

@@ -11,8 +11,16 @@ import pytest
 
 from kiosk.embedding import EmbeddingExtractor
 from kiosk.learn.fidelity import fidelity_inputs
-from kiosk.learn.gate import DEFAULT_NOVELTY_LIMIT, NotSureGate, is_sure
-from kiosk.learn.imprint import l2_normalize
+from kiosk.learn.gate import (
+    NOVELTY_CAP,
+    NOVELTY_FLOOR,
+    NOVELTY_MEASURE,
+    NotSureGate,
+    activation_patterns,
+    is_sure,
+    novelty,
+    novelty_limit,
+)
 from kiosk.learn.live import average_views, mirrored
 from kiosk.learn.recipe import LabelledEmbeddings, TrainingSettings, fit_head
 from kiosk.vision.runtime import load_interpreter
@@ -41,28 +49,110 @@ def taught(extractor: EmbeddingExtractor):
     x_mirror = np.stack([extractor.embed_input(mirrored(i)) for i in train])
     data = LabelledEmbeddings(x, np.asarray(y), 3, x_mirror, np.ones(len(y), bool))
     fit = fit_head(data, TrainingSettings(), class_names=CLASSES)
-    return extractor, fit, np.stack(train), x, np.stack(held_out)
+    # What the predictor measures novelty against: the samples and their mirrored copies.
+    stored = np.concatenate([x, x_mirror])
+    return extractor, fit, np.stack(train), stored, np.stack(held_out)
 
 
-def _novelty(stored: np.ndarray, embedding: np.ndarray) -> float:
-    return float(1 - np.max(l2_normalize(stored) @ l2_normalize(embedding)))
+def _novelty(stored: np.ndarray, *views: np.ndarray) -> float:
+    value = novelty(activation_patterns(stored), *views)
+    assert value is not None
+    return value
 
 
 def test_gate_round_trips_and_refuses_nonsense():
-    gate = NotSureGate(0.45, 0.3)
+    gate = NotSureGate(0.45, 0.09)
+    assert gate.to_json()["novelty_measure"] == NOVELTY_MEASURE
     assert NotSureGate.from_json(gate.to_json()) == gate
-    assert NotSureGate.from_json({"threshold": 0.5}).novelty_limit == DEFAULT_NOVELTY_LIMIT
+    assert NotSureGate.from_json({"threshold": 0.5}).novelty_limit == NOVELTY_CAP
     for document in ([], {}, {"threshold": "x"}, {"threshold": -1}, {"threshold": float("nan")}):
         with pytest.raises(ValueError):
             NotSureGate.from_json(document)
 
 
+def test_a_limit_saved_in_the_old_measure_is_not_read_in_the_new_one():
+    # Heads saved before the activation-pattern measure kept a plain-cosine limit
+    # of 0.3, which in the new measure would never flag anything.
+    old = NotSureGate.from_json({"threshold": 0.4, "novelty_limit": 0.3})
+    assert old == NotSureGate(0.4, NOVELTY_CAP)
+    other = {"threshold": 0.4, "novelty_limit": 0.3, "novelty_measure": "something else"}
+    assert NotSureGate.from_json(other).novelty_limit == NOVELTY_CAP
+
+
+def test_novelty_is_zero_on_a_stored_sample_and_averages_the_views():
+    rng = np.random.default_rng(0)
+    stored = rng.random((4, 16)).astype(np.float32)
+    far = np.zeros(16, np.float32)
+    far[0] = 1.0
+    patterns = activation_patterns(stored)
+    assert novelty(patterns, stored[2]) == pytest.approx(0.0, abs=1e-6)
+    assert novelty(patterns[:0], stored[2]) is None
+    one, other = novelty(patterns, far), novelty(patterns, stored[1])
+    assert one is not None and one > 0.1
+    assert novelty(patterns, far, stored[1]) == pytest.approx((one + 0.0) / 2, abs=1e-6)
+    assert other == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError):
+        novelty(patterns)
+
+
+def test_the_limit_follows_how_far_apart_the_taught_classes_are():
+    rng = np.random.default_rng(1)
+    # ReLU-like embeddings: the classes share most firing channels and differ in
+    # ``own`` channels each; the more they differ, the higher the limit.
+    shared = (rng.random(256) * (rng.random(256) < 0.3)).astype(np.float32)
+    labels = np.repeat(np.arange(3), 4)
+
+    def classes(own: int) -> np.ndarray:
+        centres = np.repeat(shared[None], 3, axis=0)
+        for row in centres:
+            row[rng.choice(256, own, replace=False)] = rng.random(own)
+        return np.repeat(centres, 4, axis=0) * (1 + 0.01 * rng.random((12, 256)))
+
+    limits = [novelty_limit(classes(own), labels) for own in (2, 8, 40)]
+    assert limits[0] == NOVELTY_FLOOR < limits[1] < limits[2] == NOVELTY_CAP
+    assert novelty_limit(classes(8), np.zeros(12)) == NOVELTY_CAP  # one class: nothing to measure
+
+
+def test_the_limit_of_a_big_set_is_measured_on_a_strided_subset(monkeypatch):
+    from kiosk.learn import gate as gate_module
+
+    rng = np.random.default_rng(2)
+    x = np.repeat((rng.random(256) * (rng.random(256) < 0.3))[None], 300, axis=0)
+    for row in x:
+        row[rng.choice(256, 6, replace=False)] = rng.random(6)  # every sample differs a little
+    y = np.arange(300) % 7
+    exact = novelty_limit(x, y)
+    assert NOVELTY_FLOOR < exact < NOVELTY_CAP
+    monkeypatch.setattr(gate_module, "SPREAD_SAMPLE_ROWS", 150)
+    sampled = novelty_limit(x, y)
+    assert sampled != exact and sampled == pytest.approx(exact, rel=0.2)
+
+
+def test_a_head_takes_its_limit_from_its_samples_unless_one_is_fixed(taught):
+    _, fit, _, stored, _ = taught
+    labels = np.tile(np.repeat(np.arange(3), TRAIN_PER_CLASS), 2)
+    assert fit.gate is not None
+    assert fit.gate.novelty_limit == pytest.approx(novelty_limit(stored, labels))
+    n = len(labels) // 2
+    data = LabelledEmbeddings(stored[:n], labels[:n], 3, stored[n:], np.ones(n, bool))
+    fixed = fit_head(data, TrainingSettings(fixed_novelty_limit=0.2), class_names=CLASSES)
+    assert fixed.gate is not None and fixed.gate.novelty_limit == 0.2
+    for bad in (-0.1, 1.5, True, "0.2"):
+        with pytest.raises(ValueError):
+            TrainingSettings(fixed_novelty_limit=bad)
+    settings = TrainingSettings(fixed_novelty_limit=0.07)
+    assert TrainingSettings.from_json(settings.to_json()) == settings
+    # Settings saved before the limit came from the samples named a plain-cosine
+    # "novelty_limit"; it is not read as a fixed limit in the new measure.
+    assert TrainingSettings.from_json({"novelty_limit": 0.3}).fixed_novelty_limit is None
+
+
 def test_gate_needs_both_confidence_and_a_familiar_view():
-    gate = NotSureGate(threshold=0.5, novelty_limit=0.3)
+    gate = NotSureGate(threshold=0.5, novelty_limit=0.1)
     sure = np.array([0.8, 0.1, 0.1])
     assert is_sure(sure, 0.05, gate)
     assert is_sure(sure, None, gate)  # no novelty known: the probability decides
-    assert not is_sure(sure, 0.4, gate)
+    assert not is_sure(sure, 0.15, gate)
     assert not is_sure(np.array([0.4, 0.35, 0.25]), 0.05, gate)
 
 

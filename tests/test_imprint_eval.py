@@ -111,12 +111,19 @@ def test_confidence_threshold_from_validation() -> None:
     labels = np.array([0, 0, 1, 1])
     probabilities = np.array([[0.95, 0.05], [0.7, 0.3], [0.2, 0.8], [0.9, 0.1]])
     # Correct ones: 0.95, 0.7, 0.8 -> the lowest is 0.7 with quantile 0.
-    assert confidence_threshold(probabilities, labels, quantile=0.0) == pytest.approx(0.7)
+    lowest = confidence_threshold(probabilities, labels, quantile=0.0, prior=0)
+    assert lowest == pytest.approx(0.7)
+    # Three answers against a prior of three at the floor: half-way up from 0.4.
+    halfway = confidence_threshold(probabilities, labels, quantile=0.0, floor=0.4, prior=3)
+    assert halfway == pytest.approx(0.55)
+    more = np.tile(probabilities, (10, 1)), np.tile(labels, 10)  # the same answers, 30 of them
+    assert halfway < confidence_threshold(*more, quantile=0.0, floor=0.4, prior=3) < lowest
     assert confidence_threshold(probabilities, labels, quantile=0.0, floor=0.75) == 0.75
-    assert confidence_threshold(probabilities, labels, quantile=1.0, ceiling=0.9) == 0.9
+    assert confidence_threshold(probabilities, labels, quantile=1.0, ceiling=0.9, prior=0) == 0.9
     assert confidence_threshold(np.zeros((0, 2)), np.zeros(0), floor=0.3) == 0.3
-    with pytest.raises(ValueError):
-        confidence_threshold(probabilities, labels, floor=0.9, ceiling=0.5)
+    for bad in ({"floor": 0.9, "ceiling": 0.5}, {"prior": -1}):
+        with pytest.raises(ValueError):
+            confidence_threshold(probabilities, labels, **bad)
 
 
 def test_per_class_agreement() -> None:

@@ -39,7 +39,7 @@ from kiosk.learn.evaluation import (
     evaluate,
 )
 from kiosk.learn.fit_process import Fitter, fit_here
-from kiosk.learn.gate import DEFAULT_NOVELTY_LIMIT, NotSureGate
+from kiosk.learn.gate import NotSureGate, novelty_limit
 from kiosk.learn.imprint import DEFAULT_TEMPERATURE, ImprintedHead
 from kiosk.learn.softmax import SoftmaxRegression
 from kiosk.learn.training import (
@@ -65,8 +65,11 @@ MIN_CLASS_SIZE_FOR_VAL = 5
 # hold-out fit, 30 L-BFGS passes reach the training loss of 60 on sign digits
 # at k = 5, 10 and 20 (same test accuracy); re-imprinting needs all 60.
 REFIT_SHARE = 0.5
-# The "not sure" threshold never asks for more than this many times chance.
-THRESHOLD_CHANCE_MULTIPLE = 2.5
+# The "not sure" threshold never asks for more than this many times chance:
+# with the novelty limit catching untaught objects, a higher floor mostly
+# flags right answers (2.5 / C flagged 10 % of them on CORe50 mini at one
+# sample a class, 1.5 / C 0.1 %; bench/bench_fewshot.py).
+THRESHOLD_CHANCE_MULTIPLE = 1.5
 
 
 @dataclass(frozen=True)
@@ -83,12 +86,13 @@ class TrainingSettings:
         flip_augment: captures are also embedded mirrored and trained on.
         threshold_quantile, threshold_floor: how the "not sure" threshold is
             read off the hold-out (``kiosk.learn.evaluation.confidence_threshold``);
-            the floor in effect is at most 2.5 / C for C classes.
+            the floor in effect is at most 1.5 / C for C classes.
         refit: after the hold-out fit has been scored, fit again on every sample
             (and its mirrored copy); that refit is the head that predicts and is
             saved. Nothing is refitted when nothing was held out.
-        novelty_limit: views more novel than this are "not sure" (the head's
-            ``NotSureGate``; ``kiosk.learn.gate``).
+        fixed_novelty_limit: views more novel than this are "not sure" (the
+            head's ``NotSureGate``); None sets each head's limit from the
+            spread of its samples (``kiosk.learn.gate.novelty_limit``).
     """
 
     config: TrainingConfig = DEFAULT_TRAINING
@@ -100,7 +104,7 @@ class TrainingSettings:
     threshold_quantile: float = DEFAULT_THRESHOLD_QUANTILE
     threshold_floor: float = DEFAULT_THRESHOLD_FLOOR
     refit: bool = True
-    novelty_limit: float = DEFAULT_NOVELTY_LIMIT
+    fixed_novelty_limit: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.config, TrainingConfig):
@@ -115,8 +119,11 @@ class TrainingSettings:
             raise ValueError(f"imprint_temperature must be > 0, got {self.imprint_temperature!r}")
         if not (0 <= self.threshold_floor <= 1 and 0 <= self.threshold_quantile <= 1):
             raise ValueError("threshold_quantile and threshold_floor must be in [0, 1]")
-        if not (isinstance(self.novelty_limit, int | float) and 0 <= self.novelty_limit <= 1):
-            raise ValueError(f"novelty_limit must be in [0, 1], got {self.novelty_limit!r}")
+        limit = self.fixed_novelty_limit
+        if limit is not None and not (
+            isinstance(limit, int | float) and not isinstance(limit, bool) and 0 <= limit <= 1
+        ):
+            raise ValueError(f"fixed_novelty_limit must be in [0, 1] or None, got {limit!r}")
 
     def with_config(self, **changes: Any) -> TrainingSettings:
         """These settings with some ``TrainingConfig`` fields changed."""
@@ -379,7 +386,7 @@ def fit_head(
         val,
         settings,
         holdout_model=holdout_model,
-        gate=None if threshold is None else NotSureGate(threshold, settings.novelty_limit),
+        gate=None if threshold is None else NotSureGate(threshold, _novelty_limit(data, settings)),
     )
 
 
@@ -411,6 +418,19 @@ def _copy_model(model: SoftmaxRegression) -> SoftmaxRegression:
     )
     copy.weights, copy.biases = model.weights, model.biases
     return copy
+
+
+def _novelty_limit(data: LabelledEmbeddings, settings: TrainingSettings) -> float:
+    """The head's novelty limit: the fixed one, or one from the spread of every
+    sample and mirrored copy (what the predictor measures novelty against)."""
+    if settings.fixed_novelty_limit is not None:
+        return float(settings.fixed_novelty_limit)
+    if data.mirrored is None or data.has_mirror is None or not data.has_mirror.any():
+        return novelty_limit(data.x, data.y)
+    mirrors = data.mirrored[data.has_mirror]
+    return novelty_limit(
+        np.concatenate([data.x, mirrors]), np.concatenate([data.y, data.y[data.has_mirror]])
+    )
 
 
 def _logit_rows(data: LabelledEmbeddings, with_mirrors: bool) -> tuple[np.ndarray, ...]:

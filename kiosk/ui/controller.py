@@ -131,7 +131,7 @@ class Controller(QObject):
     sourceErrorChanged = Signal(object)  # str | None
     message = Signal(str, str)  # text, level: "info" | "ok" | "busy" | "error"
     frameProcessed = Signal(object)  # FrameResult (benchmarks, diagnostics)
-    noveltyChanged = Signal(object)  # float | None: how new the view is (kiosk.coaching.novelty)
+    noveltyChanged = Signal(object)  # float | None: how new the view is (kiosk.learn.gate.novelty)
     duplicateCaptured = Signal(int, str)  # class index, coaching text: a near-duplicate sample
 
     _storeChangedElsewhere = Signal()  # bounces store listener calls into this thread

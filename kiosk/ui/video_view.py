@@ -4,7 +4,7 @@ The view pulls the grabber's newest frame on its own timer (60 Hz), so the
 picture keeps moving whatever the embedding, training or saving threads are
 doing. The prediction overlay comes from the controller's ``predictionChanged``.
 A small meter in the bottom-right corner shows how new the view is compared
-with every captured sample (``kiosk.coaching.novelty``, computed by the vision
+with every captured sample (``kiosk.learn.gate.novelty``, computed by the vision
 worker from the frame's embedding): empty = already captured, full = new.
 When the source fails, a message with the source's name and a Retry button
 covers the picture.
@@ -38,6 +38,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
+from kiosk.learn.gate import NOVELTY_CAP
 from kiosk.predict import Prediction
 from kiosk.ui.style import class_color
 
@@ -46,9 +47,10 @@ from kiosk.ui.style import class_color
 POLL_HZ = 60
 # How long the frame glows in a class's colour after a sample was stored.
 FLASH_S = 0.18
-# Novelty that fills the meter: a captured object scores ~0.01, another demo
-# object or the empty table 0.24-0.35 (MobileNet v1 embeddings).
-NOVELTY_FULL = 0.3
+# Novelty that fills the meter: twice the highest limit a "not sure" gate
+# uses, so the meter reads "New view" (half full and more) where a trained head
+# starts to say "not sure" about any view.
+NOVELTY_FULL = 2 * NOVELTY_CAP
 NOVELTY_COLOR = QColor("#4fc3f7")
 # Gap between an overlay and the view's edge or another overlay.
 GAP = 8
@@ -188,7 +190,7 @@ class VideoView(QWidget):
 
     @Slot(object)
     def set_novelty(self, novelty: float | None) -> None:
-        """How new the current view is (``kiosk.coaching.novelty``); None hides the meter."""
+        """How new the current view is (``kiosk.learn.gate.novelty``); None hides the meter."""
         if novelty is not None:
             novelty = min(1.0, max(0.0, float(novelty) / NOVELTY_FULL))
         if novelty != self.novelty:

@@ -56,7 +56,7 @@ class FrameResult:
     frame_id: int
     prediction: Prediction | None
     seconds: float  # time spent on this frame (embedding + head)
-    novelty: float | None = None  # kiosk.coaching.novelty vs every sample (None: no samples)
+    novelty: float | None = None  # kiosk.learn.gate.novelty vs every sample (None: no samples)
 
 
 @dataclass(frozen=True)
