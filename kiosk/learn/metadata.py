@@ -26,7 +26,8 @@ Schema 1 (every key but ``schema`` is optional; readers must ignore unknown keys
     confidence_threshold  float or null, top-1 probability below which an
                       answer should be shown as "not sure" (set from validation)
     not_sure          dict or null, the head's ``NotSureGate.to_json()``:
-                      ``threshold`` and ``novelty_limit`` (``kiosk.learn.gate``)
+                      ``threshold``, ``novelty_limit`` and the
+                      ``novelty_measure`` it is in (``kiosk.learn.gate``)
 
 Values must be JSON-serializable; numpy scalars and arrays are converted.
 """
