@@ -229,3 +229,19 @@ def test_a_saved_model_carries_its_gate(taught, cpu_extractor_path: Path):
     )
     assert read_not_sure_gate(older) == NotSureGate(0.5)
     assert read_not_sure_gate(fit.model.serialize_model(cpu_extractor_path)) is None
+
+
+def test_training_thins_a_big_set_before_measuring_its_spread():
+    from kiosk.learn.recipe import _novelty_limit
+
+    rng = np.random.default_rng(3)
+    n = 1500  # with mirrors, more than SPREAD_SAMPLE_ROWS rows
+    x = np.repeat((rng.random(256) * (rng.random(256) < 0.3))[None], 2 * n, axis=0)
+    for row in x:
+        row[rng.choice(256, 10, replace=False)] = rng.random(10)
+    y = np.arange(n) % 9
+    data = LabelledEmbeddings(x[:n], y, 9, x[n:], np.ones(n, bool))
+    everything = novelty_limit(x, np.concatenate([y, y]))
+    assert _novelty_limit(data, TrainingSettings()) == pytest.approx(everything, rel=0.2)
+    no_mirrors = LabelledEmbeddings(x[:n], y, 9)
+    assert _novelty_limit(no_mirrors, TrainingSettings()) == pytest.approx(everything, rel=0.2)

@@ -43,6 +43,7 @@ from kiosk.learn.imprint import l2_normalize
 __all__ = [
     "NOVELTY_CAP",
     "NOVELTY_MEASURE",
+    "SPREAD_SAMPLE_ROWS",
     "NotSureGate",
     "activation_patterns",
     "is_sure",

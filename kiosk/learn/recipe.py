@@ -39,7 +39,7 @@ from kiosk.learn.evaluation import (
     evaluate,
 )
 from kiosk.learn.fit_process import Fitter, fit_here
-from kiosk.learn.gate import NotSureGate, novelty_limit
+from kiosk.learn.gate import SPREAD_SAMPLE_ROWS, NotSureGate, novelty_limit
 from kiosk.learn.imprint import DEFAULT_TEMPERATURE, ImprintedHead
 from kiosk.learn.softmax import SoftmaxRegression
 from kiosk.learn.training import (
@@ -421,16 +421,22 @@ def _copy_model(model: SoftmaxRegression) -> SoftmaxRegression:
 
 
 def _novelty_limit(data: LabelledEmbeddings, settings: TrainingSettings) -> float:
-    """The head's novelty limit: the fixed one, or one from the spread of every
-    sample and mirrored copy (what the predictor measures novelty against)."""
+    """The head's novelty limit: the fixed one, or one from the spread of the
+    samples and their mirrored copies (what the predictor measures novelty against).
+
+    A big set is thinned to an evenly strided subset first, as
+    ``novelty_limit`` would, without copying every row."""
     if settings.fixed_novelty_limit is not None:
         return float(settings.fixed_novelty_limit)
-    if data.mirrored is None or data.has_mirror is None or not data.has_mirror.any():
-        return novelty_limit(data.x, data.y)
-    mirrors = data.mirrored[data.has_mirror]
-    return novelty_limit(
-        np.concatenate([data.x, mirrors]), np.concatenate([data.y, data.y[data.has_mirror]])
-    )
+    rows = np.arange(len(data.y))
+    if len(rows) > SPREAD_SAMPLE_ROWS // 2:
+        rows = np.linspace(0, len(rows) - 1, SPREAD_SAMPLE_ROWS // 2).round().astype(np.int64)
+    x, y = data.x[rows], data.y[rows]
+    if data.mirrored is not None and data.has_mirror is not None:
+        mirrored = rows[data.has_mirror[rows]]
+        x = np.concatenate([x, data.mirrored[mirrored]])
+        y = np.concatenate([y, data.y[mirrored]])
+    return novelty_limit(x, y)
 
 
 def _logit_rows(data: LabelledEmbeddings, with_mirrors: bool) -> tuple[np.ndarray, ...]:
