@@ -245,3 +245,34 @@ def test_training_thins_a_big_set_before_measuring_its_spread():
     assert _novelty_limit(data, TrainingSettings()) == pytest.approx(everything, rel=0.2)
     no_mirrors = LabelledEmbeddings(x[:n], y, 9)
     assert _novelty_limit(no_mirrors, TrainingSettings()) == pytest.approx(everything, rel=0.2)
+
+
+@pytest.mark.slow
+def test_the_saved_model_keeps_the_probabilities_of_new_views(
+    extractor: EmbeddingExtractor, cpu_extractor_path: Path
+):
+    # One frame of each of ten objects: new frames are far less sure than the
+    # samples the range was set from, and the range must still cover their
+    # runner-up logits, or the saved model bends their probabilities.
+    classes = sorted(d for d in CORE50.iterdir() if d.is_dir())
+    taught, new = [], []
+    for folder in classes:
+        frames = [extractor.preprocess(_rgb(f)) for f in sorted(folder.glob("*.png"))]
+        taught.append(frames[0])
+        new += frames[1:]
+    x = np.stack([extractor.embed_input(i) for i in taught])
+    x_mirror = np.stack([extractor.embed_input(mirrored(i)) for i in taught])
+    n = len(classes)
+    data = LabelledEmbeddings(x, np.arange(n), n, x_mirror, np.ones(n, bool))
+    fit = fit_head(data, TrainingSettings(), class_names=tuple(d.name for d in classes))
+    interpreter = load_interpreter(fit.model.serialize_model(cpu_extractor_path))
+    source = interpreter.get_input_details()[0]["index"]
+    sink = interpreter.get_output_details()[0]["index"]
+    differences = []
+    for view in new:
+        interpreter.set_tensor(source, view[None])
+        interpreter.invoke()
+        saved = interpreter.get_tensor(sink).reshape(-1) / 256.0
+        exact = fit.model.predict_proba(extractor.embed_input(view)).reshape(-1)
+        differences.append(float(np.abs(saved - exact).max()))
+    assert np.mean(differences) < 0.015

@@ -36,6 +36,16 @@ from kiosk.learn.training import (
 
 __all__ = ["SoftmaxRegression"]
 
+# The saved head's uint8 output range ends this far below the smallest top logit
+# of the rows it is set from. Deeper costs resolution (more near-ties between the
+# top two); shallower clips the runner-up logits of new views, which are less
+# sure than the samples, and bends their probabilities. ln(512), where a sample's
+# clipped logits would all show as 0 anyway, moved the saved model's
+# probabilities on new photos 2-4 points from the float head's (mean of the
+# largest difference); 7 (e^-7 < 1/1000) keeps them within 0.4-0.8 points with
+# the same top-1 agreement (bench/bench_fewshot.py).
+LOGIT_FLOOR_DEPTH = 7.0
+
 logger = logging.getLogger(__name__)
 
 # Minibatch indices are drawn this many at a time: one generator call per chunk
@@ -484,8 +494,8 @@ class SoftmaxRegression:
         ``logit_min``/``logit_max``, recomputed here on ``mat_x`` with the
         centred parameters) no longer spends levels on an offset that every
         logit shares, so the quantized model breaks fewer near-ties. The low
-        end of the range stops ln(512) below the smallest top logit of any row:
-        lower logits round to a probability of 0 in the uint8 output anyway.
+        end of the range stops ``LOGIT_FLOOR_DEPTH`` below the smallest top
+        logit of any row (see there).
 
         Args:
             mat_x: one or more (N_i, D) arrays of embeddings whose logits the
@@ -503,11 +513,7 @@ class SoftmaxRegression:
         self._biases = (self._biases - self._biases.mean()).astype(np.float32)
         logits = np.concatenate([x @ self._weights + self._biases for x in parts])
         top = logits.max(axis=1)
-        # A logit more than ln(512) below its row's top has a probability under
-        # 1/512, which the uint8 softmax output shows as 0 whether or not the
-        # logit is clipped; the range need not reach below that for any row, and
-        # the levels saved go to the logits that decide the top-1.
-        floor = float(top.min()) - math.log(512.0)
+        floor = float(top.min()) - LOGIT_FLOOR_DEPTH
         self._logit_min = max(float(logits.min()), floor)
         self._logit_max = float(top.max())
 
