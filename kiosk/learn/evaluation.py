@@ -39,7 +39,7 @@ DEFAULT_THRESHOLD_CEILING = 0.9
 # correct ones, the 5 % quantile flagged 14 % of the right answers on new sign
 # digit photos (bench/bench_fewshot.py, k = 5). The quantile counts as n answers
 # against a prior of this many at the floor, so a small hold-out moves the
-# threshold only part of the way up (1 % flagged at k = 5, 4 % at k = 20).
+# threshold only part of the way up (about 1 % flagged at k = 5, 4 % at k = 20).
 DEFAULT_THRESHOLD_PRIOR = 10.0
 
 

@@ -49,6 +49,7 @@ __all__ = [
     "is_sure",
     "novelty",
     "novelty_limit",
+    "spread_rows",
 ]
 
 # Power applied to the embeddings before the cosine (see the module docstring).
@@ -102,13 +103,22 @@ def novelty(stored_patterns: np.ndarray, *views: np.ndarray) -> float | None:
     return max(0.0, 1.0 - sum(nearest) / len(nearest))
 
 
+def spread_rows(n: int, budget: int | None = None) -> np.ndarray:
+    """(m,) int64 indices of the rows the spread is measured on: all n, or an
+    evenly strided ``budget`` of them (default ``SPREAD_SAMPLE_ROWS``)."""
+    budget = SPREAD_SAMPLE_ROWS if budget is None else budget
+    if n <= budget:
+        return np.arange(n)
+    return np.linspace(0, n - 1, budget).round().astype(np.int64)
+
+
 def novelty_limit(embeddings: np.ndarray, labels: np.ndarray) -> float:
     """The novelty above which a head trained on these samples is "not sure".
 
     ``LIMIT_SPREAD_MULTIPLE`` times the mean novelty of each sample to the
     nearest sample of another class, within ``[NOVELTY_FLOOR, NOVELTY_CAP]``;
     ``NOVELTY_CAP`` with a single class. Above ``SPREAD_SAMPLE_ROWS`` samples,
-    an evenly strided subset of that many stands in for them.
+    an evenly strided subset of that many stands in for them (``spread_rows``).
 
     Args:
         embeddings: (N, D) the head's training samples (mirrored copies included).
@@ -117,7 +127,7 @@ def novelty_limit(embeddings: np.ndarray, labels: np.ndarray) -> float:
     labels = np.asarray(labels).reshape(-1)
     embeddings = np.asarray(embeddings, np.float32).reshape(len(labels), -1)
     if len(labels) > SPREAD_SAMPLE_ROWS:
-        rows = np.linspace(0, len(labels) - 1, SPREAD_SAMPLE_ROWS).round().astype(np.int64)
+        rows = spread_rows(len(labels))
         embeddings, labels = embeddings[rows], labels[rows]
     if len(np.unique(labels)) < 2:
         return NOVELTY_CAP

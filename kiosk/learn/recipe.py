@@ -39,7 +39,7 @@ from kiosk.learn.evaluation import (
     evaluate,
 )
 from kiosk.learn.fit_process import Fitter, fit_here
-from kiosk.learn.gate import SPREAD_SAMPLE_ROWS, NotSureGate, novelty_limit
+from kiosk.learn.gate import SPREAD_SAMPLE_ROWS, NotSureGate, novelty_limit, spread_rows
 from kiosk.learn.imprint import DEFAULT_TEMPERATURE, ImprintedHead
 from kiosk.learn.softmax import SoftmaxRegression
 from kiosk.learn.training import (
@@ -424,13 +424,11 @@ def _novelty_limit(data: LabelledEmbeddings, settings: TrainingSettings) -> floa
     """The head's novelty limit: the fixed one, or one from the spread of the
     samples and their mirrored copies (what the predictor measures novelty against).
 
-    A big set is thinned to an evenly strided subset first, as
-    ``novelty_limit`` would, without copying every row."""
+    A big set is thinned first (``spread_rows``: half the budget for the
+    originals, half for their mirrors), without copying every row."""
     if settings.fixed_novelty_limit is not None:
         return float(settings.fixed_novelty_limit)
-    rows = np.arange(len(data.y))
-    if len(rows) > SPREAD_SAMPLE_ROWS // 2:
-        rows = np.linspace(0, len(rows) - 1, SPREAD_SAMPLE_ROWS // 2).round().astype(np.int64)
+    rows = spread_rows(len(data.y), SPREAD_SAMPLE_ROWS // 2)
     x, y = data.x[rows], data.y[rows]
     if data.mirrored is not None and data.has_mirror is not None:
         mirrored = rows[data.has_mirror[rows]]
