@@ -9,6 +9,8 @@ import pytest
 
 from kiosk.embedding import EmbeddingExtractor
 from kiosk.learn.fit_process import fit_here
+from kiosk.learn.gate import activation_patterns
+from kiosk.learn.gate import novelty as gate_novelty
 from kiosk.learn.metadata import read_confidence_threshold, read_metadata
 from kiosk.session import SaveCancelled, SaveReport, TeachingSession
 from kiosk.vision.demo import OBJECT_NAMES, DemoScene
@@ -214,6 +216,13 @@ def test_the_live_answer_averages_the_mirror_and_the_gate_flags_new_views() -> N
     expected = np.mean([head.model.predict_proba(v) for v in views], axis=0)
     np.testing.assert_allclose(prediction.probabilities, expected, atol=1e-6)
     assert prediction.novelty == novelty and prediction.sure
+    # Novelty, too, is measured on both views, against every sample and its mirrored copy.
+    snapshot = session.store.snapshot()
+    samples = [s for group in snapshot.samples for s in group]
+    stored = [s.embedding for s in samples] + [s.flipped for s in samples if s.flipped is not None]
+    both = gate_novelty(activation_patterns(np.stack(stored)), *views)
+    assert novelty == pytest.approx(both, abs=1e-6)
+    assert len(stored) > len(samples)
     # A view unlike anything stored is "not sure", however confident the head is.
     far = session.predictor.predict_embedding(views[0], views[1], novelty=0.9)
     assert far.confidence == prediction.confidence and not far.sure
