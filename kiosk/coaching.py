@@ -3,8 +3,6 @@
 * A near-duplicate capture (cosine similarity above ``DUPLICATE_SIMILARITY`` to
   an earlier sample of the same class) adds almost nothing: it is stored, but
   the UI says "move the object".
-* Novelty: how different an embedding is from everything captured (the
-  "not sure" gate's measure, ``kiosk.learn.gate.novelty``), for a small meter.
 * Class balance and size: a class with fewer than a third of the largest
   class's samples, or fewer than ``MIN_SAMPLES`` before training, is named
   (``class_hint`` for the status line, ``card_hints`` for a note on each card).
@@ -17,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kiosk.learn import gate
 from kiosk.learn.imprint import l2_normalize
 
 __all__ = [
@@ -28,7 +25,6 @@ __all__ = [
     "capture_feedback",
     "card_hints",
     "class_hint",
-    "novelty",
 ]
 
 # Consecutive frames of a still object are ~0.99+ similar; a moved or turned
@@ -71,15 +67,6 @@ def capture_feedback(
     """Feedback on a new (D,) embedding given its class's (N, D) earlier embeddings."""
     similarity = _max_cosine(embedding, earlier)
     return CaptureFeedback(similarity, similarity is not None and similarity > threshold)
-
-
-def novelty(embedding: np.ndarray, captured: np.ndarray) -> float | None:
-    """How new a (D,) embedding is next to (N, D) ``captured`` ones, 0..1 (None if empty).
-
-    The "not sure" gate's measure (``kiosk.learn.gate.novelty``: activation
-    patterns, 0 means "already captured"), so the meter and the gate agree.
-    """
-    return gate.novelty(gate.activation_patterns(np.asarray(captured, np.float32)), embedding)
 
 
 def class_hint(

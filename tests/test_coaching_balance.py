@@ -13,9 +13,10 @@ from kiosk.coaching import (
     card_hints,
     class_hint,
     imbalanced_classes,
-    novelty,
 )
 from kiosk.learn import DEFAULT_TRAINING, PYCORAL_TRAINING, SoftmaxRegression
+from kiosk.learn.gate import activation_patterns
+from kiosk.learn.gate import novelty as gate_novelty
 from kiosk.learn.training import balanced_sample_weights, softmax_xent_
 
 
@@ -29,6 +30,11 @@ def test_capture_feedback_flags_near_duplicates() -> None:
     assert same.duplicate and "move" in same.message
     other = capture_feedback(rng.uniform(0, 6, 64).astype(np.float32), earlier)
     assert not other.duplicate and other.similarity < 0.995
+
+
+def novelty(embedding: np.ndarray, captured: np.ndarray) -> float | None:
+    """The meter's novelty of a (D,) embedding next to (N, D) captured ones."""
+    return gate_novelty(activation_patterns(captured), embedding)
 
 
 def test_novelty() -> None:
