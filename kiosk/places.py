@@ -65,7 +65,8 @@ class Place:
         key: stable id: "models", "projects" or "drive:<path>".
         label: what the window shows ("Models", "Projects", "USB: STICK").
         path: the root folder.
-        kind: "models", "projects" or "drive".
+        kind: "models", "projects", "drive" or "computer" (the home folder and
+            the whole file system, offered outside kiosk mode only).
     """
 
     key: str
@@ -335,9 +336,19 @@ class Places:
     def all(self) -> list[Place]:
         return [self.models, self.projects, *self.drives()]
 
+    def computer(self) -> list[Place]:
+        """The home folder and the whole file system: what a desk user browses.
+
+        Not among ``all()``: the window offers these outside kiosk mode only.
+        """
+        return [
+            Place("home", "Home", Path.home(), "computer"),
+            Place("computer", "Computer", Path(Path.home().anchor or "/"), "computer"),
+        ]
+
     def ensure(self, place: Place) -> None:
         """Create a fixed place's folder (private to this account) if it is missing."""
-        if place.kind != "drive":
+        if place.kind in ("models", "projects"):
             place.path.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def place_of(self, path: str | os.PathLike[str]) -> Place | None:
@@ -383,8 +394,9 @@ class Places:
         """What ``folder`` (default: the place's root) holds, newest first.
 
         Args:
-            show: "models" (saved models), "projects" (projects, and folders to go
-                into) or "folders" (image sets: sub-folders with images per class).
+            show: "models" (saved models, and folders to go into), "projects"
+                (projects, and folders to go into) or "folders" (image sets:
+                sub-folders with images per class; every folder can be picked).
 
         Raises:
             PlaceError: ``folder`` is outside ``place``.
@@ -413,7 +425,8 @@ class Places:
             if is_dir and model.is_file():
                 classes, samples = describe_model(model)
                 return Entry(path.name, path, "model", _mtime(model), classes, samples)
-            return None
+            # A plain folder, to go into: models can sit deeper on a drive or disk.
+            return Entry(path.name, path, "folder", _mtime(path)) if is_dir else None
         if not is_dir:
             return None
         if show == "projects":

@@ -106,14 +106,35 @@ def test_models_list_with_classes_and_samples(places, tmp_path, cpu_extractor_pa
     (folder / "model.tflite").write_bytes(model)
     (tmp_path / "models" / "loose.tflite").write_bytes(b"not a model")
     (tmp_path / "models" / "empty-folder").mkdir()
+    (tmp_path / "models" / "notes.txt").write_text("not a model")
     os.utime(tmp_path / "models" / "loose.tflite", (1e9, 1e9))
+    os.utime(tmp_path / "models" / "empty-folder", (1.5e9, 1.5e9))
     entries = places.entries(places.models, "models")
     assert [(e.name, e.kind, e.classes, e.samples) for e in entries] == [
         ("fruit", "model", 2, 21),
+        ("empty-folder", "folder", None, None),  # to go into: models can sit deeper
         ("loose.tflite", "model", None, None),
     ]
     assert entries[0].detail() == "2 classes · 21 samples"
-    assert entries[1].date_text() == dt.datetime.fromtimestamp(1e9).strftime("%Y-%m-%d %H:%M")
+    assert entries[2].date_text() == dt.datetime.fromtimestamp(1e9).strftime("%Y-%m-%d %H:%M")
+
+
+def test_home_and_computer_are_offered_apart_from_the_kiosk_places(places, tmp_path):
+    home, computer = places.computer()
+    assert (home.key, home.label, home.path, home.kind) == ("home", "Home", Path.home(), "computer")
+    assert (computer.label, computer.path) == ("Computer", Path("/"))
+    assert not {home.key, computer.key} & {p.key for p in places.all()}
+    assert places.place_of(Path.home() / ".config") is None  # the kiosk's own check
+    places.ensure(home)
+    places.ensure(computer)
+    assert not (tmp_path / "models").exists()  # ensure creates only the kiosk's folders
+    (tmp_path / "set" / "cat").mkdir(parents=True)
+    (tmp_path / "set" / "cat" / "a.jpg").write_bytes(b"")
+    listed = {
+        e.name: (e.kind, e.classes, e.samples)
+        for e in places.entries(computer, "folders", tmp_path)
+    }
+    assert listed["set"] == ("folder", 1, 1)
 
 
 def test_projects_list_from_their_manifests(places, tmp_path):

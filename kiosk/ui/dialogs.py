@@ -8,8 +8,8 @@ instead of a tiny spin box. Every dialog fits inside the window that opened it
 (an 800x480 panel included) and every control has an accessible name.
 
 Files and folders are chosen in the places browser (``ask_place``, see
-``kiosk.ui.places_view``); the system's folder chooser (``browse_folder``) is
-only offered outside kiosk mode.
+``kiosk.ui.places_view``), never in a stock file dialog; outside kiosk mode it
+also offers the home folder and the whole file system.
 """
 
 from __future__ import annotations
@@ -17,14 +17,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
     QDialog,
-    QFileDialog,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -415,27 +413,15 @@ def ask_pin(parent: QWidget | None, title: str, error: str | None = None) -> str
 
 
 def ask_place(
-    parent: QWidget | None, places: Places, request: PlaceRequest, *, allow_browse: bool = False
+    parent: QWidget | None, places: Places, request: PlaceRequest, *, whole_computer: bool = False
 ) -> PlaceChoice | None:
     """A model, project or folder in one of the named places, or None when cancelled.
 
-    ``allow_browse`` adds Browse… (the system's folder chooser): never in kiosk mode.
+    ``whole_computer`` adds the Home and Computer places: never in kiosk mode.
     """
     from kiosk.ui.places_view import ask_place as ask
 
-    return ask(parent, places, request, allow_browse=allow_browse)
-
-
-def browse_folder(parent: QWidget | None, title: str, start: Path) -> Path | None:
-    """The system's folder chooser, for windowed use only (the places browser's Browse…)."""
-    dialog = QFileDialog(parent, title, str(start))
-    dialog.setFileMode(QFileDialog.FileMode.Directory)
-    dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
-    dialog.resize(760, 440)  # fits an 800x480 panel
-    accepted = run_modal(dialog)
-    chosen = dialog.selectedFiles()
-    dialog.deleteLater()
-    return Path(chosen[0]) if accepted and chosen else None
+    return ask(parent, places, request, whole_computer=whole_computer)
 
 
 def inform(parent: QWidget | None, title: str, text: str) -> None:

@@ -454,7 +454,7 @@ class MainWindow(QMainWindow):
             name_prefix="model",
             replace_kinds=("model",),
         )
-        choice = dialogs.ask_place(self, places, request, allow_browse=not self.kiosk)
+        choice = dialogs.ask_place(self, places, request, whole_computer=not self.kiosk)
         if choice is None:
             return
         if choice.replace and not self.lock.request(self, "replace a saved model"):

@@ -5,8 +5,9 @@ It replaces the stock file dialog. Across the top, one big button per place
 finger-sized rows (name, date, classes, samples) that scroll by flicking; in
 the save modes a name field with a proposed name and the on-screen keyboard.
 Nothing here reaches outside the places (``kiosk.places``): "‹ Up" stops at
-the place's root and a typed name cannot contain a path. Outside kiosk mode a
-Browse… button may open the system's folder chooser instead.
+the place's root and a typed name cannot contain a path. Outside kiosk mode
+two more places, Home and Computer, reach the rest of the file system, by touch
+like the others (there is no stock file dialog).
 
 The dialog only answers the question (a ``PlaceChoice``); the window decides
 what needs the operator PIN.
@@ -31,7 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kiosk.places import Entry, Place, PlaceError, Places, check_name, propose_name
+from kiosk.places import Entry, Place, PlaceError, Places, propose_name
 from kiosk.ui import dialogs
 from kiosk.ui.keyboard import OnScreenKeyboard
 from kiosk.ui.style import TOUCH
@@ -125,11 +126,12 @@ class PlacesDialog(dialogs.TouchDialog):
         places: Places,
         request: PlaceRequest,
         *,
-        allow_browse: bool = False,
+        whole_computer: bool = False,
     ) -> None:
         super().__init__(parent, request.title, fill=True)
         self.places = places
         self.request = request
+        self.whole_computer = whole_computer
         self.choice: PlaceChoice | None = None
         self.offered = self._offered()
         self.place: Place = self.offered[0]
@@ -221,12 +223,6 @@ class PlacesDialog(dialogs.TouchDialog):
             self.layout_.addWidget(self.keyboard)
 
         # -- the buttons ---------------------------------------------------------
-        self.browse_button: QPushButton | None = None
-        if allow_browse:
-            self.browse_button = QPushButton("Browse…")
-            self.browse_button.setAccessibleName("Browse other folders")
-            self.browse_button.clicked.connect(self.browse)
-            self.buttons.addWidget(self.browse_button)
         self.ok_button = self.finish(request.action)
         self.ok_button.clicked.disconnect()
         self.ok_button.clicked.connect(self._accept_if_ready)
@@ -236,10 +232,13 @@ class PlacesDialog(dialogs.TouchDialog):
     def _offered(self) -> list[Place]:
         """The request's places with the drives mounted now, in the requested order."""
         fixed = list(self.request.places)
+        computer = self.places.computer() if self.whole_computer else []
         if self.request.drives == "none":
-            return fixed
+            return [*fixed, *computer]
         drives = self.places.drives()
-        return [*drives, *fixed] if self.request.drives == "first" else [*fixed, *drives]
+        if self.request.drives == "first":
+            return [*drives, *fixed, *computer]
+        return [*fixed, *drives, *computer]
 
     def _build_place_buttons(self) -> None:
         for button in self.place_buttons.values():
@@ -329,9 +328,9 @@ class PlacesDialog(dialogs.TouchDialog):
             row.hide()
             row.deleteLater()
         self.rows = []
-        enter_kinds = ("folder",) if self.request.show in ("projects", "folders") else ()
         for position, entry in enumerate(entries):
-            can_enter = entry.kind in enter_kinds and self.request.show == "folders"
+            # Where a folder can be picked, "›" goes into it; elsewhere a tap does.
+            can_enter = entry.kind == "folder" and self.request.show == "folders"
             row = EntryRow(entry, can_enter=can_enter)
             row.button.clicked.connect(self._on_row_clicked)
             if row.enter_button is not None:
@@ -368,7 +367,7 @@ class PlacesDialog(dialogs.TouchDialog):
     def tap(self, entry: Entry) -> None:
         """What a tap on ``entry``'s row does: select it, name after it, or go into it."""
         request = self.request
-        if entry.kind == "folder" and request.show == "projects":
+        if entry.kind == "folder" and request.show != "folders":
             self.show_folder(entry.path)
             return
         self.selected = entry
@@ -448,32 +447,12 @@ class PlacesDialog(dialogs.TouchDialog):
         self.scroll_area.show()
         self.path_row.setVisible(self.folder != self.place.path)
 
-    @Slot()
-    def browse(self) -> None:
-        """Outside kiosk mode: the system's folder chooser, anywhere."""
-        title = self.request.title
-        folder = dialogs.browse_folder(self, title, self.folder)
-        if folder is None:
-            return
-        other = Place("other", "Chosen folder", folder, "other")
-        if self.name_edit is not None:
-            try:
-                path = folder / check_name(self.name_edit.text())
-            except PlaceError as error:
-                self.error.setText(str(error))
-                self.error.setVisible(True)
-                return
-            self.choice = PlaceChoice(other, path, replace=path.exists())
-        else:
-            self.choice = PlaceChoice(other, folder)
-        self.accept()
-
 
 def ask_place(
-    parent: QWidget | None, places: Places, request: PlaceRequest, *, allow_browse: bool = False
+    parent: QWidget | None, places: Places, request: PlaceRequest, *, whole_computer: bool = False
 ) -> PlaceChoice | None:
     """The place and name the operator chose, or None when they cancelled."""
-    dialog = PlacesDialog(parent, places, request, allow_browse=allow_browse)
+    dialog = PlacesDialog(parent, places, request, whole_computer=whole_computer)
     accepted = dialogs.run_modal(dialog)
     choice = dialog.choice
     dialog.deleteLater()

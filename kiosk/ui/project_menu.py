@@ -5,8 +5,8 @@ rows, no hover needed: Save project…, Open project…, Import images…, Expor
 samples…, Settings…, Full screen (windowed mode) and Quit. Project operations
 run off the GUI thread through ``Controller.run_task`` (a busy status line
 meanwhile); their folders are chosen in the places browser
-(``dialogs.ask_place``): the projects folder and USB drives, never the rest of
-the file system. In kiosk mode all four need the operator PIN (the window's
+(``dialogs.ask_place``): the projects folder and USB drives, and outside
+kiosk mode Home and Computer too. In kiosk mode all four need the operator PIN (the window's
 ``OperatorLock``): they replace, add or copy out the visitors' data.
 """
 
@@ -121,9 +121,9 @@ class ProjectActions:
         return True
 
     def _choose(self, request: PlaceRequest) -> PlaceChoice | None:
-        # Browse… (the system's chooser, anywhere) only outside kiosk mode.
+        # Home and Computer (the rest of the file system) only outside kiosk mode.
         return dialogs.ask_place(
-            self.window, self.window.places, request, allow_browse=not self.window.kiosk
+            self.window, self.window.places, request, whole_computer=not self.window.kiosk
         )
 
     def _guard(self, action: str) -> bool:

@@ -1,9 +1,9 @@
 """Every guarded action in kiosk mode, without the PIN (refused, nothing changes) and with it.
 
 What a visitor may do without the PIN (capture, train, save a new model to the
-models folder, undo their own recent captures) is tested to never ask. And in
-kiosk mode no stock file dialog is ever created: files go through the places
-browser, which has no Browse… there.
+models folder, undo their own recent captures) is tested to never ask. No stock
+file dialog is ever created: files go through the places browser, which offers
+Home and Computer outside kiosk mode only.
 """
 
 from __future__ import annotations
@@ -293,21 +293,14 @@ def test_a_visitor_never_meets_the_pin(locked, qtbot, monkeypatch):
 def test_no_file_dialog_is_ever_created_in_kiosk_mode(locked, qtbot, monkeypatch, tmp_path):
     kiosk = locked
     window, controller = kiosk.window, kiosk.controller
-    made: list[str] = []
-
-    class NoFileDialogs(QFileDialog):
-        def __init__(self, *args, **kwargs) -> None:
-            made.append(str(args[1:2]))
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(dialogs, "QFileDialog", NoFileDialogs)
     monkeypatch.setattr(dialogs, "ask_pin", PinPad(PIN))
     browsers: list[PlacesDialog] = []
 
     def run_modal(dialog) -> bool:
-        # The real places browser: no Browse… in kiosk mode; cancel it.
+        # The real places browser, without Home and Computer in kiosk mode; cancel it.
         assert isinstance(dialog, PlacesDialog), f"unexpected dialog {dialog.windowTitle()!r}"
-        assert dialog.browse_button is None
+        assert [p.kind for p in dialog.offered if p.kind == "computer"] == []
+        assert not [w for w in QApplication.allWidgets() if isinstance(w, QFileDialog)]
         browsers.append(dialog)
         return False
 
@@ -325,39 +318,50 @@ def test_no_file_dialog_is_ever_created_in_kiosk_mode(locked, qtbot, monkeypatch
         "Import images: a folder with one folder of images per class",
         "Export samples",
     ]
-    assert made == []
     assert not [w for w in QApplication.allWidgets() if isinstance(w, QFileDialog)]
 
 
-def test_browse_is_offered_outside_kiosk_mode(make_kiosk, qtbot, monkeypatch, tmp_path):
+def _walk_to(dialog: PlacesDialog, folder: Path) -> None:
+    """Taps Computer, then one folder row after another down to ``folder``."""
+    computer = next(p for p in dialog.offered if p.key == "computer")
+    dialog.place_buttons[computer.key].click()
+    for part in folder.relative_to(computer.path).parts:
+        row = next(r for r in dialog.rows if r.entry.name == part)
+        (row.enter_button or row.button).click()
+    assert dialog.folder == folder
+
+
+@pytest.mark.parametrize("show", ["folders", "models"])
+def test_home_and_computer_are_places_outside_kiosk_mode(
+    make_kiosk, qtbot, monkeypatch, tmp_path, show
+):
+    """A desk user reaches any folder by taps in the same browser: no stock dialog."""
     kiosk = make_kiosk()
+    target = tmp_path / "deeper"
+    target.mkdir()
+    (target / "not-a-model.txt").write_text("x")
     seen: list[object] = []
 
     def run_modal(dialog) -> bool:
         seen.append(dialog)
-        if isinstance(dialog, PlacesDialog):
-            assert dialog.browse_button is not None
-            dialog.browse_button.click()  # opens the system chooser (answered below)
-            return dialog.choice is not None
-        assert isinstance(dialog, QFileDialog)
-        dialog.setDirectory(str(tmp_path))
-        dialog.selectFile(str(tmp_path))
-        return True
+        assert isinstance(dialog, PlacesDialog)
+        assert [p.label for p in dialog.offered][-2:] == ["Home", "Computer"]
+        _walk_to(dialog, target)
+        assert [r.entry.kind for r in dialog.rows] == []  # the text file is no entry
+        dialog.ok_button.click()
+        return dialog.choice is not None
 
     monkeypatch.setattr(dialogs, "run_modal", run_modal)
     places = kiosk.window.places
-    request = (places.projects,)
     from kiosk.ui.places_view import PlaceRequest
 
-    choice = dialogs.ask_place(
-        kiosk.window,
-        places,
-        PlaceRequest("Export samples", "folders", request, "Export", name_prefix="samples"),
-        allow_browse=True,
-    )
-    assert [type(d).__name__ for d in seen] == ["PlacesDialog", "QFileDialog"]
-    assert choice is not None and choice.path.parent == tmp_path
+    request = PlaceRequest("Export", show, (places.projects,), "Export", name_prefix="samples")
+    choice = dialogs.ask_place(kiosk.window, places, request, whole_computer=True)
+    assert len(seen) == 1
+    assert choice is not None and choice.path.parent == target
+    assert choice.place.kind == "computer"
     assert choice.path.name.startswith("samples-")
+    assert not [w for w in QApplication.allWidgets() if isinstance(w, QFileDialog)]
 
 
 @pytest.mark.slow

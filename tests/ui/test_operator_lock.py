@@ -182,12 +182,12 @@ def test_visitors_capture_train_and_save_without_a_pin(locked, monkeypatch, qtbo
     assert window.places.models.path in Path(controller.last_save.model_path).parents
 
 
-def accept_proposed_name(parent, places, request, allow_browse=False):
+def accept_proposed_name(parent, places, request, whole_computer=False):
     """Stands in for ``dialogs.ask_place``: the real browser, its proposal accepted as is."""
     from kiosk.ui.places_view import PlacesDialog
 
-    assert not allow_browse, "Browse… offered in kiosk mode"
-    dialog = PlacesDialog(parent, places, request, allow_browse=allow_browse)
+    assert not whole_computer, "Home and Computer offered in kiosk mode"
+    dialog = PlacesDialog(parent, places, request, whole_computer=whole_computer)
     dialog.ok_button.click()
     assert dialog.choice is not None, dialog.error.text()
     return dialog.choice

@@ -140,6 +140,7 @@ def open_dialogs(window) -> list[tuple[QWidget, bool]]:
         (dialogs.PinPadDialog(window, "Operator PIN to quit the kiosk", "Wrong PIN"), False),
         (PlacesDialog(window, places, save), False),
         (PlacesDialog(window, places, save), True),
+        (PlacesDialog(window, places, save, whole_computer=True), False),  # at a desk
         (MenuPanel(window, kiosk=False), False),
         (DemoPanel(window, DemoSource()), False),
     ]
