@@ -341,10 +341,14 @@ class Places:
 
         Not among ``all()``: the window offers these outside kiosk mode only.
         """
-        return [
-            Place("home", "Home", Path.home(), "computer"),
-            Place("computer", "Computer", Path(Path.home().anchor or "/"), "computer"),
-        ]
+        try:
+            home: Path | None = Path.home()
+        except (RuntimeError, KeyError):  # no HOME and no password entry (a bare service)
+            home = None
+        everything = Place("computer", "Computer", Path(home.anchor if home else "/"), "computer")
+        if home is None:
+            return [everything]
+        return [Place("home", "Home", home, "computer"), everything]
 
     def ensure(self, place: Place) -> None:
         """Create a fixed place's folder (private to this account) if it is missing."""

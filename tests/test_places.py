@@ -137,6 +137,14 @@ def test_home_and_computer_are_offered_apart_from_the_kiosk_places(places, tmp_p
     assert listed["set"] == ("folder", 1, 1)
 
 
+def test_without_a_home_folder_the_computer_is_still_offered(places, monkeypatch):
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    assert [(p.label, p.path) for p in places.computer()] == [("Computer", Path("/"))]
+
+
 def test_projects_list_from_their_manifests(places, tmp_path):
     root = tmp_path / "projects"
     write_project(root / "booth", 3, 45, saved=1.8e9)
